@@ -1,0 +1,3 @@
+//! Latency benchmarks (placeholder until the peers are wired in).
+
+fn main() {}

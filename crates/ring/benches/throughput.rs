@@ -1,0 +1,3 @@
+//! Throughput benchmarks (placeholder until the peers are wired in).
+
+fn main() {}
