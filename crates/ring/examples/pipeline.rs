@@ -12,14 +12,16 @@ const EVENTS: usize = 200_000;
 
 fn main() {
     // Every slot is a buffer allocated here, once; nothing is allocated after this line.
-    let (mut producer, mut consumer) = ring::channel(1024, |_| Vec::with_capacity(BUFFER_SIZE))
-        .expect("1024 is a power of two");
+    let (mut producer, mut consumer) =
+        ring::channel(1024, |_| Vec::with_capacity(BUFFER_SIZE)).expect("1024 is a power of two");
 
     let started = Instant::now();
     let writer = std::thread::spawn(move || {
         for event in 0..EVENTS {
             // Wait for one free slot and fill it in place, as a `read(2)` would.
-            let mut claim = producer.claim(1).expect("the consumer outlives the producer");
+            let mut claim = producer
+                .claim(1)
+                .expect("the consumer outlives the producer");
             let buffer = &mut claim[0];
             buffer.clear();
             buffer.extend((0..100).map(|i| (event + i) as u8));

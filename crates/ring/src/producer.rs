@@ -215,12 +215,11 @@ impl<T> Producer<T> {
         let capacity = shared.capacity() as u64;
         let next = self.next;
         let mut released = self.released_cache;
-        self.wait
-            .wait_until(&shared.producer_sleep, || {
-                released = shared.released.load(Ordering::Acquire);
-                capacity - (next - released) >= n as u64
-                    || shared.consumer_closed.load(Ordering::Acquire)
-            });
+        self.wait.wait_until(&shared.producer_sleep, || {
+            released = shared.released.load(Ordering::Acquire);
+            capacity - (next - released) >= n as u64
+                || shared.consumer_closed.load(Ordering::Acquire)
+        });
         self.released_cache = released;
     }
 

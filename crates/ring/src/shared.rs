@@ -23,9 +23,7 @@
 //!   loaded with `Acquire`, so a side that sees the flag also sees the last sequence.
 //! - Sleeping is a Dekker handshake, explained on [`Sleeper`].
 
-use crate::sync::{
-    AccessTracker, AtomicBool, AtomicU8, AtomicU64, Mutex, Ordering, fence, thread,
-};
+use crate::sync::{AccessTracker, AtomicBool, AtomicU8, AtomicU64, Mutex, Ordering, fence, thread};
 use crossbeam_utils::CachePadded;
 use std::cell::UnsafeCell;
 
