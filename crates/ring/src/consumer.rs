@@ -141,8 +141,13 @@ impl<T> Consumer<T> {
     #[inline]
     pub fn try_read_up_to(&mut self, max: usize) -> Result<Batch<'_, T>, TryReadError> {
         let mut available = self.cached_available();
-        if available == 0 {
-            available = self.refresh()?;
+        // The cached copy answers only when it holds all the caller asked for: `try_read` means
+        // everything published so far, not everything seen last time.
+        if available == 0 || available < max {
+            available = self.available();
+            if available == 0 {
+                available = self.empty_or_disconnected()?;
+            }
         }
         Ok(Batch {
             start: self.next,
@@ -151,23 +156,20 @@ impl<T> Consumer<T> {
         })
     }
 
-    /// Reloads `published` after the cached events ran out.
+    /// Tells `Empty` from `Disconnected` once a reload of `published` found nothing new, or
+    /// returns what the producer published just before it went.
+    #[cold]
     #[inline(never)]
-    fn refresh(&mut self) -> Result<usize, TryReadError> {
-        let available = self.available();
-        if available > 0 {
-            return Ok(available);
-        }
+    fn empty_or_disconnected(&mut self) -> Result<usize, TryReadError> {
         // Acquire: pairs with the producer's Release store of the flag, after its last publish,
         // so the reload below sees every event it ever published.
-        if self.shared.producer_closed.load(Ordering::Acquire) {
-            let available = self.available();
-            if available > 0 {
-                return Ok(available);
-            }
-            return Err(TryReadError::Disconnected);
+        if !self.shared.producer_closed.load(Ordering::Acquire) {
+            return Err(TryReadError::Empty);
         }
-        Err(TryReadError::Empty)
+        match self.available() {
+            0 => Err(TryReadError::Disconnected),
+            available => Ok(available),
+        }
     }
 
     /// Takes every event published so far as one batch, waiting for at least one with the

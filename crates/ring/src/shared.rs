@@ -23,7 +23,9 @@
 //!   loaded with `Acquire`, so a side that sees the flag also sees the last sequence.
 //! - Sleeping is a Dekker handshake, explained on [`Sleeper`].
 
-use crate::sync::{AccessTracker, AtomicBool, AtomicU8, AtomicU64, Mutex, Ordering, fence, thread};
+use crate::sync::{
+    AccessTrackers, AtomicBool, AtomicU8, AtomicU64, Mutex, Ordering, fence, thread,
+};
 use crossbeam_utils::CachePadded;
 use std::cell::UnsafeCell;
 
@@ -45,7 +47,7 @@ pub(crate) struct Shared<T> {
     pub(crate) producer_closed: AtomicBool,
     pub(crate) consumer_closed: AtomicBool,
     slots: Box<[UnsafeCell<T>]>,
-    trackers: Box<[AccessTracker]>,
+    trackers: AccessTrackers,
     mask: u64,
 }
 
@@ -66,7 +68,6 @@ impl<T> Shared<T> {
     ) -> Self {
         debug_assert!(capacity.is_power_of_two());
         let slots = (0..capacity).map(|i| UnsafeCell::new(factory(i))).collect();
-        let trackers = (0..capacity).map(|_| AccessTracker::new()).collect();
         Self {
             published: CachePadded::new(AtomicU64::new(0)),
             released: CachePadded::new(AtomicU64::new(0)),
@@ -75,7 +76,7 @@ impl<T> Shared<T> {
             producer_closed: AtomicBool::new(false),
             consumer_closed: AtomicBool::new(false),
             slots,
-            trackers,
+            trackers: AccessTrackers::new(capacity),
             mask: capacity as u64 - 1,
         }
     }
@@ -91,8 +92,9 @@ impl<T> Shared<T> {
     #[inline]
     pub(crate) fn slot(&self, sequence: u64) -> *mut T {
         let index = (sequence & self.mask) as usize;
-        self.trackers[index].touch();
-        self.slots[index].get()
+        self.trackers.touch(index, 1);
+        // SAFETY: `index <= mask < capacity`, so the offset stays inside the slot array.
+        unsafe { self.base().add(index) }
     }
 
     /// The slots of `len` events from `start`, as at most two runs: up to the end of the
@@ -103,15 +105,17 @@ impl<T> Shared<T> {
     pub(crate) fn runs(&self, start: u64, len: usize) -> ((*mut T, usize), (*mut T, usize)) {
         debug_assert!(len <= self.capacity());
         let index = (start & self.mask) as usize;
-        for i in 0..len {
-            self.trackers[(index + i) & self.mask as usize].touch();
-        }
-        // `UnsafeCell<T>` has the layout of `T`, so the array is an array of `T`.
-        let base = UnsafeCell::raw_get(self.slots.as_ptr());
+        self.trackers.touch(index, len);
         let first = len.min(self.capacity() - index);
-        // SAFETY: `index < capacity`, so the offset stays inside the slot array.
-        let head = unsafe { base.add(index) };
-        ((head, first), (base, len - first))
+        // SAFETY: `index <= mask < capacity`, so the offset stays inside the slot array.
+        let head = unsafe { self.base().add(index) };
+        ((head, first), (self.base(), len - first))
+    }
+
+    /// The first slot. `UnsafeCell<T>` has the layout of `T`, so the slots are an array of `T`.
+    #[inline]
+    fn base(&self) -> *mut T {
+        UnsafeCell::raw_get(self.slots.as_ptr())
     }
 }
 

@@ -4,7 +4,7 @@
 //! loom models in `tests/loom.rs` explore exactly the code that ships (the crossbeam and tokio
 //! habit). Slot contents are never loom cells: the slots must stay a plain `[UnsafeCell<T>]` so
 //! that batches can be handed out as slices. Instead, under loom every slot has a shadow
-//! [`AccessTracker`] that records each access, which lets loom report a slot that is touched
+//! [`AccessTrackers`] that records each access, which lets loom report a slot that is touched
 //! by both sides without a happens-before edge between them.
 
 #[cfg(not(loom))]
@@ -30,36 +30,44 @@ pub(crate) fn spin_hint() {
     loom::thread::yield_now();
 }
 
-/// Under loom, one tracked cell per slot; elsewhere a zero-sized no-op.
+/// Under loom, one tracked cell per slot, so that loom sees every slot access; elsewhere a
+/// zero-sized no-op that compiles to nothing.
 #[cfg(loom)]
-pub(crate) struct AccessTracker(loom::cell::UnsafeCell<()>);
+pub(crate) struct AccessTrackers(Box<[loom::cell::UnsafeCell<()>]>);
 
 #[cfg(loom)]
-impl AccessTracker {
-    pub(crate) fn new() -> Self {
-        Self(loom::cell::UnsafeCell::new(()))
+impl AccessTrackers {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self(
+            (0..capacity)
+                .map(|_| loom::cell::UnsafeCell::new(()))
+                .collect(),
+        )
     }
 
-    /// Records an exclusive access to the slot this tracker shadows.
+    /// Records an exclusive access to `len` slots from `index`, wrapping around.
     ///
-    /// Loom panics with a causality violation if the other side's last access to the same slot
+    /// Loom panics with a causality violation if the other side's last access to one of them
     /// does not happen-before this one.
-    pub(crate) fn touch(&self) {
-        self.0.with_mut(|_| ());
+    pub(crate) fn touch(&self, index: usize, len: usize) {
+        for i in 0..len {
+            self.0[(index + i) % self.0.len()].with_mut(|_| ());
+        }
     }
 }
 
-/// Under loom, one tracked cell per slot; elsewhere a zero-sized no-op.
+/// Under loom, one tracked cell per slot, so that loom sees every slot access; elsewhere a
+/// zero-sized no-op that compiles to nothing.
 #[cfg(not(loom))]
-pub(crate) struct AccessTracker;
+pub(crate) struct AccessTrackers;
 
 #[cfg(not(loom))]
-impl AccessTracker {
+impl AccessTrackers {
     #[inline(always)]
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(_capacity: usize) -> Self {
         Self
     }
 
     #[inline(always)]
-    pub(crate) fn touch(&self) {}
+    pub(crate) fn touch(&self, _index: usize, _len: usize) {}
 }
