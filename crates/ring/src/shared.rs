@@ -28,6 +28,7 @@ use crate::sync::{
 };
 use crossbeam_utils::CachePadded;
 use std::cell::UnsafeCell;
+use std::ptr::NonNull;
 
 /// What wakes a side that sleeps outside the ring (an eventfd write, say).
 pub(crate) type WakeHook = Box<dyn Fn() + Send + Sync>;
@@ -47,7 +48,8 @@ pub(crate) struct Shared<T> {
     pub(crate) producer_closed: AtomicBool,
     pub(crate) consumer_closed: AtomicBool,
     slots: Box<[UnsafeCell<T>]>,
-    trackers: AccessTrackers,
+    /// Under loom, one tracked cell per slot (see `sync.rs`); elsewhere nothing.
+    pub(crate) trackers: AccessTrackers,
     mask: u64,
 }
 
@@ -86,36 +88,64 @@ impl<T> Shared<T> {
         self.slots.len()
     }
 
-    /// The slot of `sequence`, as a raw pointer.
-    ///
-    /// Under loom this also records an access to that slot.
+    /// Where the slots are, for an endpoint to keep.
+    pub(crate) fn slot_array(&self) -> SlotArray<T> {
+        SlotArray {
+            // `UnsafeCell<T>` has the layout of `T`, so the slots are an array of `T`; a pointer
+            // taken through `&UnsafeCell` may write.
+            base: NonNull::from(&*self.slots).cast::<T>(),
+            mask: self.mask,
+        }
+    }
+}
+
+/// Where the slots are: each endpoint keeps a copy, so that reaching a slot costs no load
+/// through the `Arc`.
+pub(crate) struct SlotArray<T> {
+    /// The first slot, inside the `Shared<T>` that the same endpoint keeps alive.
+    base: NonNull<T>,
+    /// `capacity - 1`; the capacity is a power of two.
+    mask: u64,
+}
+
+// SAFETY: `base` points into the `Shared<T>` that the endpoint holding this copy keeps alive
+// through its `Arc`, so sending the copy is sending that endpoint's access to the slots, which
+// is sound when `T: Send`, the same bound under which `Shared<T>` is `Sync`. `NonNull` keeps the
+// type `!Sync`, as an endpoint must be.
+unsafe impl<T: Send> Send for SlotArray<T> {}
+
+impl<T> SlotArray<T> {
     #[inline]
-    pub(crate) fn slot(&self, sequence: u64) -> *mut T {
+    pub(crate) fn capacity(&self) -> usize {
+        self.mask as usize + 1
+    }
+
+    /// The slot of `sequence`, as a raw pointer. Under loom it records an access to that slot.
+    #[inline]
+    pub(crate) fn slot(&self, sequence: u64, trackers: &AccessTrackers) -> *mut T {
         let index = (sequence & self.mask) as usize;
-        self.trackers.touch(index, 1);
+        trackers.touch(index, 1);
         // SAFETY: `index <= mask < capacity`, so the offset stays inside the slot array.
-        unsafe { self.base().add(index) }
+        unsafe { self.base.as_ptr().add(index) }
     }
 
     /// The slots of `len` events from `start`, as at most two runs: up to the end of the
-    /// array, then from its start. Each run is a pointer and a length.
-    ///
-    /// Under loom this also records an access to every slot in the range.
+    /// array, then from its start. Each run is a pointer and a length. Under loom it records an
+    /// access to every slot in the range.
     #[inline]
-    pub(crate) fn runs(&self, start: u64, len: usize) -> ((*mut T, usize), (*mut T, usize)) {
+    pub(crate) fn runs(
+        &self,
+        start: u64,
+        len: usize,
+        trackers: &AccessTrackers,
+    ) -> ((*mut T, usize), (*mut T, usize)) {
         debug_assert!(len <= self.capacity());
         let index = (start & self.mask) as usize;
-        self.trackers.touch(index, len);
+        trackers.touch(index, len);
         let first = len.min(self.capacity() - index);
         // SAFETY: `index <= mask < capacity`, so the offset stays inside the slot array.
-        let head = unsafe { self.base().add(index) };
-        ((head, first), (self.base(), len - first))
-    }
-
-    /// The first slot. `UnsafeCell<T>` has the layout of `T`, so the slots are an array of `T`.
-    #[inline]
-    fn base(&self) -> *mut T {
-        UnsafeCell::raw_get(self.slots.as_ptr())
+        let head = unsafe { self.base.as_ptr().add(index) };
+        ((head, first), (self.base.as_ptr(), len - first))
     }
 }
 
