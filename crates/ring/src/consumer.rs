@@ -334,8 +334,9 @@ impl<T> fmt::Debug for Consumer<T> {
 /// iterates ([`iter`](Self::iter), [`iter_mut`](Self::iter_mut), an [`ExactSizeIterator`]) and
 /// slices ([`as_mut_slices`](Self::as_mut_slices)).
 ///
-/// Dropping a batch releases all of it, with one `Release` store; [`release_first`]
-/// (Self::release_first) releases a prefix and leaves the rest for the next read. A released
+/// Dropping a batch releases all of it, with one `Release` store;
+/// [`release_first`](Self::release_first) releases a prefix and leaves the rest for the next
+/// read. A released
 /// slot may be overwritten at once, so copy out whatever is still needed first.
 #[must_use = "dropping a batch releases its events unread"]
 pub struct Batch<'a, T> {
