@@ -11,7 +11,10 @@ use crate::sync::{spin_hint, thread};
 /// [`Builder::wake_consumer_with`](crate::Builder::wake_consumer_with)), the other side may be
 /// asleep, so every publish and every release ends with a `SeqCst` fence and one load to find out.
 /// With [`Spin`](Self::Spin) or [`Yield`](Self::Yield) and no hook, nobody ever sleeps and that
-/// check is skipped.
+/// check is skipped. The fence is the price of sleeping without lost wakeups and without a
+/// system call while nobody sleeps: in the crate's benchmarks it costs about two thirds of the
+/// throughput when every publish carries one event, and about a seventh with claims of 64, so
+/// claim several slots per publish where you can.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum WaitStrategy {
     /// Busy-spin with a spin-loop hint: the lowest latency, and a whole core burnt while waiting.
