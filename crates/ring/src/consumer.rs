@@ -336,8 +336,7 @@ impl<T> fmt::Debug for Consumer<T> {
 ///
 /// Dropping a batch releases all of it, with one `Release` store;
 /// [`release_first`](Self::release_first) releases a prefix and leaves the rest for the next
-/// read. A released
-/// slot may be overwritten at once, so copy out whatever is still needed first.
+/// read. A released slot may be overwritten at once, so copy out whatever is still needed first.
 #[must_use = "dropping a batch releases its events unread"]
 pub struct Batch<'a, T> {
     consumer: &'a mut Consumer<T>,

@@ -383,8 +383,8 @@ impl<T> fmt::Debug for Producer<T> {
 
 /// Slots claimed by the [`Producer`], to fill in place and then [`publish`](Self::publish).
 ///
-/// A claim of `n` slots covers the sequences `start .. start + n`; it derefs to nothing, but
-/// indexes (`claim[i]`), iterates ([`iter_mut`](Self::iter_mut)) and slices
+/// A claim of `n` slots covers the sequences `start .. start + n`. It indexes (`claim[i]`),
+/// iterates ([`iter_mut`](Self::iter_mut), an [`ExactSizeIterator`]) and slices
 /// ([`as_mut_slices`](Self::as_mut_slices)) like a collection of `&mut T`.
 ///
 /// Dropping a claim without publishing publishes nothing: its slots go to the next claim, which
