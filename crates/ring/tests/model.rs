@@ -846,3 +846,25 @@ fn indexing_past_the_batch_panics() {
     // Event 1 is published, but it is not part of this batch.
     let _ = consumer.try_read_up_to(1).unwrap()[1];
 }
+
+/// Zero-sized events carry no bytes but still count: the slot array is a dangling pointer, and
+/// every slot and slice must still be formed from it soundly (Miri checks this too).
+#[test]
+fn zero_sized_events_are_counted_and_wrap() {
+    let (mut producer, mut consumer) = ring::channel(2, |_| ()).unwrap();
+    for round in 0..5 {
+        producer.try_push(()).unwrap();
+        let mut claim = producer.try_claim(1).unwrap();
+        claim[0] = ();
+        claim.publish();
+        assert!(
+            producer.try_push(()).is_err(),
+            "round {round}: two units fill two slots"
+        );
+        let mut batch = consumer.try_read().unwrap();
+        assert_eq!(batch.iter_mut().len(), 2, "round {round}");
+        let (first, second) = batch.as_slices();
+        assert_eq!(first.len() + second.len(), 2, "round {round}");
+    }
+    assert_eq!(consumer.try_read().unwrap_err(), ring::TryReadError::Empty);
+}
