@@ -40,7 +40,7 @@
 mod common;
 
 use common::{CAPACITY, CONSUMER_CORE, InOrder, PRODUCER_CORE, pin};
-use criterion::{BenchmarkGroup, Criterion, measurement::WallTime};
+use criterion::{BenchmarkGroup, measurement::WallTime};
 use crossbeam_utils::CachePadded;
 use disruptor::{
     BusySpin, EventPoller, Polling, ProcessorSettings as _, Producer as _, SingleConsumerBarrier,
@@ -477,12 +477,7 @@ fn percentiles(plan: Plan, rounds: usize) {
 }
 
 fn main() {
-    let mut c = Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .nresamples(20_000)
-        .configure_from_args();
+    let mut c = common::criterion();
 
     let mut group = c.benchmark_group("latency-oneway");
     bench::<Floor>(&mut group, "floor");

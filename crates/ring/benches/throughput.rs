@@ -381,12 +381,7 @@ fn interleaved(name: &str, per_iter: u64, rows: &[(&str, Run)], iters: u64, roun
 }
 
 fn main() {
-    let mut c = Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .nresamples(20_000)
-        .configure_from_args();
+    let mut c = common::criterion();
     group(&mut c, "throughput-single", 1, &SINGLE);
     group(&mut c, "throughput-batch64", BATCH as u64, &BATCHED);
     c.final_summary();

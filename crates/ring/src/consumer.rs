@@ -29,12 +29,7 @@ use std::{fmt, ops, slice};
 /// fn assert_send<S: Send>() {}
 /// assert_send::<ring::Consumer<u64>>();
 /// ```
-// Aligned to a cache-line pair (as `CachePadded` on x86-64): the endpoint's own sequence and
-// cached copy change on every publish or release, and two endpoints made together usually land
-// side by side in memory (the two boxed closures of the threads they are moved into, say).
-// Unaligned, they can share a line, and every step of one side would then cost the other a
-// cache miss. Before this alignment the single-event benchmark was bimodal from one process to
-// the next (some capped near half the others' rate); with it, it is not.
+// Aligned to a cache-line pair, for the reason given on `Producer`.
 #[repr(align(128))]
 pub struct Consumer<T> {
     shared: Arc<Shared<T>>,

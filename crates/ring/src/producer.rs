@@ -222,7 +222,7 @@ impl<T> Producer<T> {
     #[cold]
     fn wait_for_free(&mut self, n: usize) {
         let shared = &*self.shared;
-        let capacity = shared.capacity() as u64;
+        let capacity = self.capacity() as u64;
         let next = self.next;
         let mut released = self.released_cache;
         self.wait.wait_until(&shared.producer_sleep, || {

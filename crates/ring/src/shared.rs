@@ -50,7 +50,6 @@ pub(crate) struct Shared<T> {
     slots: Box<[UnsafeCell<T>]>,
     /// Under loom, one tracked cell per slot (see `sync.rs`); elsewhere nothing.
     pub(crate) trackers: AccessTrackers,
-    mask: u64,
 }
 
 // SAFETY: `Shared` is reachable only through one `Producer` and one `Consumer`, neither of which
@@ -79,13 +78,7 @@ impl<T> Shared<T> {
             consumer_closed: AtomicBool::new(false),
             slots,
             trackers: AccessTrackers::new(capacity),
-            mask: capacity as u64 - 1,
         }
-    }
-
-    #[inline]
-    pub(crate) fn capacity(&self) -> usize {
-        self.slots.len()
     }
 
     /// Where the slots are, for an endpoint to keep.
@@ -94,7 +87,8 @@ impl<T> Shared<T> {
             // `UnsafeCell<T>` has the layout of `T`, so the slots are an array of `T`; a pointer
             // taken through `&UnsafeCell` may write.
             base: NonNull::from(&*self.slots).cast::<T>(),
-            mask: self.mask,
+            // The length is a power of two (checked by `Builder::build`).
+            mask: self.slots.len() as u64 - 1,
         }
     }
 }

@@ -18,6 +18,14 @@ use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 use ring::{Builder, TryReadError, WaitStrategy};
 
+/// A ring of `u32` events, zero at first, with no wake hooks.
+fn ring_of(capacity: usize, wait: WaitStrategy) -> (ring::Producer<u32>, ring::Consumer<u32>) {
+    Builder::new(capacity)
+        .wait_strategy(wait)
+        .build(|_| 0u32)
+        .unwrap()
+}
+
 /// Reads until the producer is gone, spinning through loom's scheduler, and returns the events.
 fn drain_spinning(consumer: &mut ring::Consumer<u32>) -> Vec<u32> {
     let mut seen = Vec::new();
@@ -33,10 +41,7 @@ fn drain_spinning(consumer: &mut ring::Consumer<u32>) -> Vec<u32> {
 #[test]
 fn publish_consume_wraps_around() {
     loom::model(|| {
-        let (mut producer, mut consumer) = Builder::new(2)
-            .wait_strategy(WaitStrategy::Spin)
-            .build(|_| 0u32)
-            .unwrap();
+        let (mut producer, mut consumer) = ring_of(2, WaitStrategy::Spin);
         let writer = thread::spawn(move || {
             for value in 1..=3 {
                 while producer.try_push(value).is_err() {
@@ -52,10 +57,7 @@ fn publish_consume_wraps_around() {
 #[test]
 fn claims_and_batches_wrap_around() {
     loom::model(|| {
-        let (mut producer, mut consumer) = Builder::new(2)
-            .wait_strategy(WaitStrategy::Spin)
-            .build(|_| 0u32)
-            .unwrap();
+        let (mut producer, mut consumer) = ring_of(2, WaitStrategy::Spin);
         let writer = thread::spawn(move || {
             // A claim of two, then one that starts in the last slot and one that wraps.
             for (start, len) in [(1, 2), (3, 1), (4, 2)] {
@@ -94,10 +96,7 @@ fn claims_and_batches_wrap_around() {
 #[test]
 fn parked_consumer_is_woken_by_publish() {
     loom::model(|| {
-        let (mut producer, mut consumer) = Builder::new(2)
-            .wait_strategy(WaitStrategy::Block)
-            .build(|_| 0u32)
-            .unwrap();
+        let (mut producer, mut consumer) = ring_of(2, WaitStrategy::Block);
         let writer = thread::spawn(move || {
             producer.try_push(7).unwrap();
             // Keep the producer alive until the consumer has the event, so that only the
@@ -114,10 +113,7 @@ fn parked_consumer_is_woken_by_publish() {
 #[test]
 fn parked_producer_is_woken_by_release() {
     loom::model(|| {
-        let (mut producer, mut consumer) = Builder::new(1)
-            .wait_strategy(WaitStrategy::Block)
-            .build(|_| 0u32)
-            .unwrap();
+        let (mut producer, mut consumer) = ring_of(1, WaitStrategy::Block);
         producer.try_push(1).unwrap();
         let writer = thread::spawn(move || {
             // The ring is full: this parks until the consumer releases.
@@ -134,10 +130,7 @@ fn parked_producer_is_woken_by_release() {
 #[test]
 fn parked_consumer_is_woken_by_disconnect() {
     loom::model(|| {
-        let (producer, mut consumer) = Builder::new(2)
-            .wait_strategy(WaitStrategy::Block)
-            .build(|_| 0u32)
-            .unwrap();
+        let (producer, mut consumer) = ring_of(2, WaitStrategy::Block);
         let dropper = thread::spawn(move || drop(producer));
         assert!(consumer.read().is_err());
         dropper.join().unwrap();
@@ -147,10 +140,7 @@ fn parked_consumer_is_woken_by_disconnect() {
 #[test]
 fn parked_producer_is_woken_by_disconnect() {
     loom::model(|| {
-        let (mut producer, consumer) = Builder::new(1)
-            .wait_strategy(WaitStrategy::Block)
-            .build(|_| 0u32)
-            .unwrap();
+        let (mut producer, consumer) = ring_of(1, WaitStrategy::Block);
         producer.try_push(1).unwrap();
         let dropper = thread::spawn(move || drop(consumer));
         assert_eq!(producer.push(2), Err(ring::PushError(2)));
@@ -161,10 +151,7 @@ fn parked_producer_is_woken_by_disconnect() {
 #[test]
 fn disconnect_after_publish_loses_nothing() {
     loom::model(|| {
-        let (mut producer, mut consumer) = Builder::new(2)
-            .wait_strategy(WaitStrategy::Spin)
-            .build(|_| 0u32)
-            .unwrap();
+        let (mut producer, mut consumer) = ring_of(2, WaitStrategy::Spin);
         let writer = thread::spawn(move || {
             producer.try_push(1).unwrap();
             producer.try_push(2).unwrap();

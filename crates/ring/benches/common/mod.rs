@@ -102,3 +102,14 @@ pub(crate) fn run_pinned_pair(
         end - producer_start.min(consumer_start)
     })
 }
+
+/// Criterion as both benches use it: 20 samples of 3 s after 1 s of warm-up, so that a whole
+/// `cargo bench -p ring` stays near 90 s, plus whatever the command line says.
+pub(crate) fn criterion() -> criterion::Criterion {
+    criterion::Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .nresamples(20_000)
+        .configure_from_args()
+}
