@@ -335,6 +335,17 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_whose_end_is_not_yet_taken_is_complete() {
+        let mut decoder = FrameDecoder::new(8);
+        let step = decoder.decode(b"\0\0\0\x02hi").unwrap();
+        assert_eq!(step.event, Some(FrameEvent::Start { len: 2 }));
+        let step = decoder.decode(b"hi").unwrap();
+        assert_eq!(step.event, Some(FrameEvent::Payload(0..2)));
+        assert_eq!(decoder.finish(), Ok(()));
+        assert!(decoder.at_boundary());
+    }
+
+    #[test]
     fn an_exit_frame_is_flagged() {
         let mut decoder = FrameDecoder::new(8);
         let _ = decoder.decode(&[0, 0, 0, 4]).unwrap();

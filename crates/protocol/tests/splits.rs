@@ -73,6 +73,7 @@ fn exit_detector_cases() {
     check(exits, b"\nexit", "\"\\n\" EXIT");
     check(exits, b"exit\nexit\n", "EXIT EXIT");
     check(exits, b"ex\n", "\"ex\\n\"");
+    check(exits, b"ex\nexit\n", "\"ex\\n\" EXIT");
 }
 
 #[test]
@@ -111,6 +112,9 @@ fn frame_cases() {
     check(frames, b"\0\0\0\0", "START(0) END");
     check(frames, b"\0\0\0\x04exit", "START(4) \"exit\" END:exit");
     check(frames, b"\0\0\0\x05exits", "START(5) \"exits\" END");
+    check(frames, b"\0\0\0\x04exis", "START(4) \"exis\" END");
+    // The limit itself is allowed.
+    check(frames, b"\0\0\0\x08abcdefgh", "START(8) \"abcdefgh\" END");
     check(
         frames,
         b"\0\0\0\x02ex\0\0\0\x02it",

@@ -170,6 +170,7 @@ impl Harness for Exits {
 
     fn finish(&self, detector: &mut ExitDetector, _input: &[u8], out: &mut Checker<'_>) {
         let eof = detector.finish();
+        assert_eq!(*detector, ExitDetector::new(), "a new stream after finish");
         out.bytes(eof.released);
         if eof.exit {
             out.token(Token::Exit);
@@ -257,6 +258,7 @@ impl Harness for Lines {
                 }
                 Err(err) => {
                     assert_eq!(err.max_line, self.max_line);
+                    assert_eq!(state.framer.carried(), 0, "nothing carried after an error");
                     assert_eq!(state.framer.decode(b"\n"), Err(err), "errors stick");
                     out.token(Token::TooLong);
                     state.failed = true;
@@ -277,8 +279,16 @@ impl Harness for Lines {
                 out.token(Token::LastLine { exit: last.exit });
             }
             Ok(None) => assert_eq!(state.line_start, input.len()),
-            Err(_) => out.token(Token::TooLong),
+            Err(_) => {
+                out.token(Token::TooLong);
+                return;
+            }
         }
+        assert_eq!(
+            state.framer,
+            LineFramer::new(self.max_line),
+            "a new stream after finish"
+        );
     }
 
     fn reference(&self, input: &[u8], eof: bool, out: &mut Vec<Token>) {
@@ -384,6 +394,11 @@ impl Harness for Frames {
 
     fn finish(&self, state: &mut FrameState, _input: &[u8], out: &mut Checker<'_>) {
         if state.failed {
+            assert_eq!(state.decoder.finish(), Ok(()));
+            assert!(
+                state.decoder.decode(&[0; 4]).is_err(),
+                "failure sticks after finish"
+            );
             return;
         }
         match state.decoder.finish() {
@@ -397,6 +412,11 @@ impl Harness for Frames {
                 out.token(Token::Incomplete);
             }
         }
+        assert_eq!(
+            state.decoder,
+            FrameDecoder::new(self.max_frame),
+            "a new stream after finish"
+        );
     }
 
     fn reference(&self, input: &[u8], eof: bool, out: &mut Vec<Token>) {
