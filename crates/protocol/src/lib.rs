@@ -73,7 +73,7 @@ pub use exit::{Eof, ExitDetector, Scan};
 pub use frame::{
     FrameDecoder, FrameEvent, FrameStep, FrameTooLarge, HEADER_LEN, IncompleteFrame, frame_header,
 };
-pub use line::{FinalLine, Line, LineFramer, LineTooLong, Terminator};
+pub use line::{FinalLine, Line, LineFramer, LineTooLong, LinesEnd, Terminator};
 pub use reverse::{reverse, reverse_lines};
 
 /// The default limit on a line's body, in bytes (`--max-line`).

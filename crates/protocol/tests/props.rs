@@ -78,7 +78,9 @@ proptest! {
         raw in proptest::collection::vec(any::<usize>(), 0..40),
         max_line in prop_oneof![0..8_usize, 30..60_usize, Just(usize::MAX)],
     ) {
-        check_split(&Lines { max_line }, &input, &cuts(input.len(), &raw));
+        for lines in &Lines::both(max_line) {
+            check_split(lines, &input, &cuts(input.len(), &raw));
+        }
     }
 
     #[test]
@@ -95,6 +97,8 @@ proptest! {
     fn byte_at_a_time(input in text(60), max_line in 0..12_usize) {
         let every: Vec<usize> = (1..=input.len()).collect();
         check_split(&Exits, &input, &every);
-        check_split(&Lines { max_line }, &input, &every);
+        for lines in &Lines::both(max_line) {
+            check_split(lines, &input, &every);
+        }
     }
 }

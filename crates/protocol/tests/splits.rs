@@ -43,7 +43,25 @@ fn exit_lines_in_every_split() {
 /// so one run covers lines that fit, lines that do not, and the `\r` that may end one.
 #[test]
 fn lines_in_every_split() {
-    exhaustive(&Lines { max_line: 5 }, TEXT);
+    exhaustive(
+        &Lines {
+            max_line: 5,
+            batch: false,
+        },
+        TEXT,
+    );
+}
+
+/// The same for `decode_lines`, stopping after each exit line and resuming.
+#[test]
+fn line_batches_in_every_split() {
+    exhaustive(
+        &Lines {
+            max_line: 5,
+            batch: true,
+        },
+        TEXT,
+    );
 }
 
 /// A limit of 4 admits `exit` and rejects any header with a 1 above its last byte or a length
@@ -78,7 +96,12 @@ fn exit_detector_cases() {
 
 #[test]
 fn line_cases() {
-    let lines = &Lines { max_line: 8 };
+    for lines in &Lines::both(8) {
+        line_cases_with(lines);
+    }
+}
+
+fn line_cases_with(lines: &Lines) {
     check(lines, b"", "");
     check(lines, b"abc\n", "\"abc\" LF");
     check(lines, b"abc\r\n", "\"abc\" CRLF");

@@ -15,7 +15,10 @@
 use std::fmt::Write as _;
 use std::ops::Range;
 
-use protocol::{ExitDetector, FrameDecoder, FrameEvent, IncompleteFrame, LineFramer, Terminator};
+use protocol::{
+    ExitDetector, FrameDecoder, FrameEvent, IncompleteFrame, LineFramer, LinesEnd, Terminator,
+};
+use std::ops::ControlFlow;
 
 /// One thing a decoder reported, in stream order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -200,6 +203,16 @@ impl Harness for Exits {
 /// `line` framing, with the caller's carry kept as a range of the input.
 pub struct Lines {
     pub max_line: usize,
+    /// Whether the driver uses `decode_lines` (one call per chunk, stopping after every exit
+    /// line and resuming, as a server that honours `exit` would) rather than `decode`.
+    pub batch: bool,
+}
+
+impl Lines {
+    /// Both drivers, with this limit.
+    pub fn both(max_line: usize) -> [Self; 2] {
+        [false, true].map(|batch| Self { max_line, batch })
+    }
 }
 
 /// The line driver's state.
@@ -231,6 +244,9 @@ impl Harness for Lines {
     ) {
         if state.failed {
             return;
+        }
+        if self.batch {
+            return self.feed_batches(state, input, chunk, out);
         }
         let mut pos = chunk.start;
         loop {
@@ -269,6 +285,78 @@ impl Harness for Lines {
     }
 
     fn finish(&self, state: &mut LineState, input: &[u8], out: &mut Checker<'_>) {
+        self.finish_lines(state, input, out);
+    }
+
+    fn reference(&self, input: &[u8], eof: bool, out: &mut Vec<Token>) {
+        self.line_reference(input, eof, out);
+    }
+}
+
+impl Lines {
+    /// The `decode_lines` driver: the chunk is copied into a buffer of its own, as if read.
+    fn feed_batches(
+        &self,
+        state: &mut LineState,
+        input: &[u8],
+        chunk: Range<usize>,
+        out: &mut Checker<'_>,
+    ) {
+        let mut small = [0; 64];
+        let mut large = Vec::new();
+        let buffer: &mut [u8] = if chunk.len() <= small.len() {
+            small[..chunk.len()].copy_from_slice(&input[chunk.clone()]);
+            &mut small[..chunk.len()]
+        } else {
+            large.extend_from_slice(&input[chunk.clone()]);
+            &mut large
+        };
+        let LineState {
+            framer, line_start, ..
+        } = state;
+        let mut pos = 0;
+        loop {
+            let base = chunk.start + pos;
+            let result = framer.decode_lines(&mut buffer[pos..], |buffer, line| {
+                let carry = *line_start..*line_start + line.carried;
+                assert!(carry.end <= base + line.body.start, "{line:?}");
+                out.bytes(&input[carry]);
+                out.bytes(&buffer[line.body.clone()]);
+                out.token(Token::LineEnd {
+                    terminator: line.terminator,
+                    exit: line.exit,
+                });
+                *line_start = base + line.end;
+                if line.exit {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            });
+            match result {
+                Ok(LinesEnd::Stopped { at }) => {
+                    assert_eq!(base + at, *line_start, "stopped after the exit line");
+                    pos += at;
+                }
+                Ok(LinesEnd::Kept { from }) => {
+                    // The unfinished line's part in this chunk: from its start, or from the
+                    // chunk's start when it began in an earlier one.
+                    assert_eq!(base + from, (*line_start).max(base), "kept from");
+                    assert_eq!(framer.carried(), chunk.end - *line_start);
+                    return;
+                }
+                Err(err) => {
+                    assert_eq!(err.max_line, self.max_line);
+                    assert_eq!(framer.carried(), 0, "nothing carried after an error");
+                    out.token(Token::TooLong);
+                    state.failed = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn finish_lines(&self, state: &mut LineState, input: &[u8], out: &mut Checker<'_>) {
         if state.failed {
             return;
         }
@@ -291,7 +379,7 @@ impl Harness for Lines {
         );
     }
 
-    fn reference(&self, input: &[u8], eof: bool, out: &mut Vec<Token>) {
+    fn line_reference(&self, input: &[u8], eof: bool, out: &mut Vec<Token>) {
         let max = self.max_line;
         let mut rest = input;
         while let Some(newline) = rest.iter().position(|&b| b == b'\n') {
