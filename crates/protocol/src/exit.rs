@@ -18,7 +18,12 @@ const EXIT_LINE: &[u8; 6] = b"exit\r\n";
 /// The body of an exit line.
 pub(crate) const EXIT: &[u8; 4] = b"exit";
 
-/// Finds exit lines in a stream of chunks; see the [module docs](self) for what an exit line is.
+/// Finds exit lines in a stream of chunks.
+///
+/// A stream is a sequence of lines, each ended by `\n`; the first byte of the stream and every
+/// byte after a `\n` start a line. A line is an *exit line* when it is exactly `exit\n`,
+/// `exit\r\n`, or `exit` followed by the end of the stream. `exit\r` at the end of the stream
+/// is not one: without its `\n`, the `\r` is data, as in line framing.
 ///
 /// This is the whole of `chunk` framing: each chunk is passed through, but the few bytes at a
 /// line start that could still become `exit` are held back until the next chunk (or the end of
