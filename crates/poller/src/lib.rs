@@ -59,7 +59,8 @@
 //!
 //! - Every descriptor the crate creates is close-on-exec, so a child process never inherits a
 //!   client's connection, and every socket it creates is non-blocking.
-//! - `EINTR` is retried inside every call, so callers never see
+//! - `EINTR` is retried inside every call that can block or be interrupted (`wait`, `accept`,
+//!   `read`, `send`), so callers never see
 //!   [`Interrupted`](std::io::ErrorKind::Interrupted).
 //! - Sends use `MSG_NOSIGNAL`: writing to a closed connection is an `EPIPE` error, never a
 //!   `SIGPIPE`, even in a host program that did not ignore the signal (Rust binaries do).
@@ -85,5 +86,5 @@ mod waker;
 pub use addr::is_loopback;
 pub use listener::{DEFAULT_BACKLOG, Drained, Listener};
 pub use poll::{Event, Events, Interest, Iter, Poller, Token};
-pub use stream::Stream;
+pub use stream::{IOV_MAX, Stream};
 pub use waker::Waker;

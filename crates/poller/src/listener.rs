@@ -2,10 +2,10 @@
 //! kept alive when the process runs out of descriptors.
 
 use crate::{Stream, addr};
+use rustix::event::{EventfdFlags, eventfd};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 use rustix::net::{self, AddressFamily, SocketAddrAny, SocketFlags, SocketType, ipproto, sockopt};
-use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
 
@@ -32,6 +32,8 @@ pub struct Drained {
 /// [`Interest::EDGE`](crate::Interest::EDGE) and call [`accept_all`](Self::accept_all) on every
 /// readable event. When that returns `Ok`, the accept queue was empty at some moment during the
 /// call, so every connection that arrives later brings a new event: the listener never stalls.
+/// (An `Err` means the kernel ran short of memory with connections perhaps still queued; see
+/// [`accept_all`](Self::accept_all).)
 ///
 /// # Running out of descriptors
 ///
@@ -41,7 +43,7 @@ pub struct Drained {
 /// until some other connection happened to arrive; and with the queue never drained, the
 /// server would keep retrying for nothing.
 ///
-/// The listener therefore holds one spare descriptor (`/dev/null`, opened at bind time), as
+/// The listener therefore holds one spare descriptor (an eventfd, opened at bind time), as
 /// libuv does (`uv__emfile_trick`). On `EMFILE` or `ENFILE`, [`accept_all`](Self::accept_all)
 /// closes the spare, which lets `accept4` succeed, accepts and closes every queued connection
 /// until `WouldBlock`, then opens the spare again. The queued clients see their connection close
@@ -113,9 +115,12 @@ impl Listener {
     /// Accepts one connection (`accept4` with `SOCK_NONBLOCK | SOCK_CLOEXEC`) and returns it
     /// with its peer's address.
     ///
-    /// `EINTR` is retried, and so is `ECONNABORTED`: that client gave up while it waited in the
-    /// queue, and the next one may be fine. `EMFILE` is returned as it is; only
-    /// [`accept_all`](Self::accept_all) recovers from it.
+    /// `EINTR` is retried, and so are the errors that concern one connection and not the
+    /// listener: `ECONNABORTED` (that client gave up while it waited in the queue) and the
+    /// network errors that accept4(2) says to treat like `EAGAIN` and retry (`EPROTO`,
+    /// `ENOPROTOOPT`, `EHOSTDOWN`, `ENONET`, `EHOSTUNREACH`, `EOPNOTSUPP`, `ENETUNREACH`,
+    /// `ENETDOWN`), and `EPERM`, a firewall refusing that one connection. `EMFILE` is returned
+    /// as it is; only [`accept_all`](Self::accept_all) recovers from it.
     ///
     /// # Errors
     ///
@@ -137,11 +142,13 @@ impl Listener {
     ///
     /// # Errors
     ///
-    /// `EMFILE`/`ENFILE` when the spare descriptor could not be reopened since the last time,
-    /// and what else [`accept4(2)`](https://man7.org/linux/man-pages/man2/accept4.2.html)
-    /// reports apart from `EAGAIN`, `EINTR` and `ECONNABORTED`, such as `ENOBUFS` or `ENOMEM`.
-    /// Connections accepted before the error have been handed over already; the queue may not
-    /// be empty, so call again on the next event or after a pause.
+    /// What is left once the per-connection failures are skipped (see [`accept`](Self::accept))
+    /// is a shortage of the kernel's memory (`ENOBUFS`, `ENOMEM`), or `EMFILE`/`ENFILE` when
+    /// the spare descriptor could not be reopened since the last time. Connections accepted
+    /// before the error have been handed over already, but the queue may not be empty, and an
+    /// edge-triggered listener gets no event for what is still queued: after an error, call
+    /// `accept_all` again later (the server does on its next timer tick). This is the one case
+    /// where the listener needs a retry from outside.
     pub fn accept_all(
         &mut self,
         mut on_accept: impl FnMut(Stream, SocketAddr),
@@ -151,9 +158,13 @@ impl Listener {
         loop {
             match self.accept4() {
                 Ok((socket, peer)) => {
-                    let (stream, peer) = accepted(socket, peer)?;
-                    drained.accepted += 1;
-                    on_accept(stream, peer);
+                    // A TCP connection always has a peer address; should one come without,
+                    // it is closed and the drain goes on, rather than stopping with work
+                    // still queued.
+                    if let Ok((stream, peer)) = accepted(socket, peer) {
+                        drained.accepted += 1;
+                        on_accept(stream, peer);
+                    }
                 }
                 Err(Errno::WOULDBLOCK) => return Ok(drained),
                 Err(cause @ (Errno::MFILE | Errno::NFILE)) => {
@@ -170,7 +181,7 @@ impl Listener {
         let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
         loop {
             match net::acceptfrom_with(&self.socket, flags) {
-                Err(Errno::INTR | Errno::CONNABORTED) => continue,
+                Err(errno) if is_per_connection(errno) => continue,
                 result => return result,
             }
         }
@@ -231,13 +242,69 @@ fn listening_socket(addr: SocketAddr, backlog: u32) -> io::Result<OwnedFd> {
     Ok(socket)
 }
 
-/// The descriptor held in reserve for `EMFILE`. Any cheap descriptor will do; `std` opens it
-/// close-on-exec.
+/// Whether an `accept4` failure concerns only the connection it was taking, so the next one
+/// may succeed: an interrupted call, a client that gave up, the pending network errors that
+/// accept4(2) says to treat like `EAGAIN`, and a firewall's `EPERM` for that connection.
+fn is_per_connection(errno: Errno) -> bool {
+    matches!(
+        errno,
+        Errno::INTR
+            | Errno::CONNABORTED
+            | Errno::PROTO
+            | Errno::NOPROTOOPT
+            | Errno::HOSTDOWN
+            | Errno::NONET
+            | Errno::HOSTUNREACH
+            | Errno::OPNOTSUPP
+            | Errno::NETUNREACH
+            | Errno::NETDOWN
+            | Errno::PERM
+    )
+}
+
+/// The descriptor held in reserve for `EMFILE`. Any cheap descriptor will do; an eventfd needs
+/// no path in the file system (a chroot may have no `/dev/null`) and is close-on-exec here.
 fn open_spare() -> io::Result<OwnedFd> {
-    Ok(File::open("/dev/null")?.into())
+    Ok(eventfd(0, EventfdFlags::CLOEXEC)?)
 }
 
 fn accepted(socket: OwnedFd, peer: Option<SocketAddrAny>) -> io::Result<(Stream, SocketAddr)> {
     let peer = addr::peer_to_std(peer)?;
     Ok((Stream::from_socket(socket), peer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_errors_of_one_connection_are_skipped() {
+        for errno in [
+            Errno::INTR,
+            Errno::CONNABORTED,
+            Errno::PROTO,
+            Errno::NETDOWN,
+            Errno::PERM,
+        ] {
+            assert!(is_per_connection(errno), "{errno}");
+        }
+        // The listener's own troubles end the drain: out of descriptors, out of memory, or
+        // simply done.
+        for errno in [
+            Errno::MFILE,
+            Errno::NFILE,
+            Errno::NOBUFS,
+            Errno::NOMEM,
+            Errno::WOULDBLOCK,
+        ] {
+            assert!(!is_per_connection(errno), "{errno}");
+        }
+    }
+
+    #[test]
+    fn the_spare_is_close_on_exec() {
+        let spare = open_spare().unwrap();
+        let flags = rustix::io::fcntl_getfd(&spare).unwrap();
+        assert!(flags.contains(rustix::io::FdFlags::CLOEXEC));
+    }
 }

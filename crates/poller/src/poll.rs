@@ -255,6 +255,16 @@ fn millis_timespec(millis: i32) -> Timespec {
 
 /// A preallocated list of events, filled by [`Poller::wait`].
 ///
+/// It is neither `Send` nor `Sync`: rustix's epoll event record carries a pointer-sized
+/// user-data field (`*mut c_void`), and this crate has no `unsafe` with which to vouch for it.
+/// Create the list on the thread that waits; the `Poller` itself can be created anywhere and
+/// moved.
+///
+/// ```compile_fail
+/// fn assert_send<T: Send>() {}
+/// assert_send::<poller::Events>();
+/// ```
+///
 /// # Examples
 ///
 /// ```

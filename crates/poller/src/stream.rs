@@ -7,6 +7,9 @@ use rustix::net::{self, RecvFlags, SendAncillaryBuffer, SendFlags, Shutdown, soc
 use std::io::{self, IoSlice};
 use std::net::{SocketAddr, TcpStream};
 
+/// The most pieces one `sendmsg` takes (`IOV_MAX`, `UIO_MAXIOV` in the kernel: 1024 on Linux).
+pub const IOV_MAX: usize = 1024;
+
 /// A connected TCP socket, as [`Listener::accept`](crate::Listener::accept) returns it:
 /// non-blocking and close-on-exec. Dropping it closes the socket.
 ///
@@ -61,13 +64,17 @@ impl Stream {
     /// `MSG_NOSIGNAL`), and returns how many bytes the kernel took, counted from the start of
     /// the first buffer. Like [`send`](Self::send), it may take fewer than all.
     ///
-    /// One system call for many pieces is what makes answering a batch cheap.
+    /// One system call for many pieces is what makes answering a batch cheap. At most
+    /// [`IOV_MAX`] pieces go in one call; the rest count as not sent.
     ///
     /// # Errors
     ///
     /// As [`send`](Self::send); see
     /// [`sendmsg(2)`](https://man7.org/linux/man-pages/man2/sendmsg.2.html).
     pub fn send_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        // `sendmsg` refuses more than `IOV_MAX` pieces with `EMSGSIZE`; sending the first
+        // `IOV_MAX` is a short send, which callers handle already.
+        let bufs = &bufs[..bufs.len().min(IOV_MAX)];
         let sent = retry_on_intr(|| {
             // No control messages: an empty ancillary buffer borrows nothing and allocates nothing.
             let mut control = SendAncillaryBuffer::default();

@@ -143,3 +143,23 @@ fn the_real_port_is_reported_for_port_zero() {
     assert_ne!(addr.port(), 0);
     assert_eq!(addr.ip(), ipv4_loopback().ip());
 }
+
+/// The server's default binding: 127.0.0.1 picks the port, and ::1 takes the same one, which
+/// works because the IPv6 socket is v6-only. Both then accept on their own family.
+#[test]
+fn ipv4_and_ipv6_loopback_share_a_port() {
+    let Some(ipv6) = ipv6_loopback() else {
+        return;
+    };
+    let mut v4 = Listener::bind(ipv4_loopback()).unwrap();
+    let port = v4.local_addr().unwrap().port();
+    let mut v6 = Listener::bind(SocketAddr::new(ipv6.ip(), port)).unwrap();
+    assert_eq!(v6.local_addr().unwrap().port(), port);
+
+    let _v4_client = connect(v4.local_addr().unwrap());
+    let _v6_client = connect(v6.local_addr().unwrap());
+    let (_, v4_peer) = accept_one(&mut v4);
+    let (_, v6_peer) = accept_one(&mut v6);
+    assert!(v4_peer.is_ipv4(), "{v4_peer}");
+    assert!(v6_peer.is_ipv6(), "{v6_peer}");
+}

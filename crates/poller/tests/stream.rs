@@ -4,7 +4,7 @@
 mod common;
 
 use common::{MAX_ROUNDS, PATIENCE, connected_pair, ipv4_loopback, ipv6_loopback, wait_for};
-use poller::{Event, Events, Interest, Poller, Stream, Token};
+use poller::{Event, Events, IOV_MAX, Interest, Poller, Stream, Token};
 use rustix::fd::OwnedFd;
 use rustix::net::sockopt;
 use std::io::{self, IoSlice, Read, Write};
@@ -109,6 +109,21 @@ fn send_vectored_sends_the_pieces_in_order() {
     let mut received = Vec::new();
     client.read_to_end(&mut received).unwrap();
     assert_eq!(received, b"cba\nfed\n");
+}
+
+/// More pieces than one `sendmsg` takes are a short send, not an `EMSGSIZE` error.
+#[test]
+fn send_vectored_sends_at_most_iov_max_pieces() {
+    let (stream, mut client) = connected_pair(ipv4_loopback());
+    let bytes: Vec<u8> = (0..2 * IOV_MAX).map(|i| (i % 251) as u8).collect();
+    let pieces: Vec<IoSlice<'_>> = bytes.chunks(1).map(IoSlice::new).collect();
+    let sent = stream.send_vectored(&pieces).unwrap();
+    assert_eq!(sent, IOV_MAX);
+    stream.shutdown_write().unwrap();
+
+    let mut received = Vec::new();
+    client.read_to_end(&mut received).unwrap();
+    assert_eq!(received, bytes[..IOV_MAX]);
 }
 
 /// Sends until the peer's reset shows up as an error, and returns it.
