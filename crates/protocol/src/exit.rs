@@ -188,9 +188,9 @@ impl ExitDetector {
 
     /// Scans the next chunk of the stream; see [`Scan`] for how to read the result.
     ///
-    /// It stops at the first exit line that ends in `chunk`. It reads each byte of the first
-    /// six of a line at most once and jumps from line to line with `memchr`, so a chunk
-    /// without exit lines costs about one `memchr` pass.
+    /// It stops at the first exit line that ends in `chunk`. It looks at no more than the first
+    /// six bytes of each line and jumps from line to line with `memchr`; the bytes in between
+    /// are never looked at one by one.
     pub fn feed(&mut self, chunk: &[u8]) -> Scan {
         let mut released: &'static [u8] = &[];
         // `from` is the first byte not yet scanned; `at_line_start` says whether a line starts
