@@ -12,11 +12,20 @@
 //! Because held bytes are always a prefix of `exit\r`, the detector can give them back itself as
 //! a `&'static [u8]`; the caller never has to keep them.
 
-/// The longest possible exit line with its terminator; held bytes are always a prefix of it.
-const EXIT_LINE: &[u8; 6] = b"exit\r\n";
-
 /// The body of an exit line.
 pub(crate) const EXIT: &[u8; 4] = b"exit";
+
+/// An exit line as far as it can go without its `\n`: held bytes, and the bytes a line framer
+/// carries while the line may still be `exit`, are always a prefix of it.
+pub(crate) const EXIT_CR: &[u8] = b"exit\r";
+
+/// Whether `piece`, coming after `seen` bytes that matched `target[..seen]`, goes on matching:
+/// `target[seen..]` starts with `piece`. False when it would run past `target`, so callers
+/// need no guard of their own.
+#[inline]
+pub(crate) fn continues(target: &[u8], seen: usize, piece: &[u8]) -> bool {
+    target.get(seen..seen + piece.len()) == Some(piece)
+}
 
 /// Finds exit lines in a stream of chunks.
 ///
@@ -70,7 +79,7 @@ pub struct ExitDetector {
 /// Where the detector is in the current line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
-    /// At a line start, having seen `EXIT_LINE[..held]` of it (0 to 5 bytes).
+    /// At a line start, having seen `EXIT_CR[..held]` of it (0 to 5 bytes).
     Candidate { held: u8 },
     /// Inside a line that is not an exit line; the next line starts after the next `\n`.
     Ordinary,
@@ -126,7 +135,7 @@ enum Step {
     Ordinary { at_line_start: bool },
 }
 
-/// Moves a candidate that has seen `EXIT_LINE[..held]` on by one byte.
+/// Moves a candidate that has seen `EXIT_CR[..held]` on by one byte.
 fn step(held: u8, byte: u8) -> Step {
     match (held, byte) {
         (0..=3, _) if byte == EXIT[usize::from(held)] => Step::Candidate(held + 1),
@@ -148,7 +157,7 @@ enum Resolution {
     Ordinary { next: usize, state: State },
 }
 
-/// Follows a candidate that has seen `EXIT_LINE[..held]` through the start of `chunk`.
+/// Follows a candidate that has seen `EXIT_CR[..held]` through the start of `chunk`.
 fn resolve(mut held: u8, chunk: &[u8]) -> Resolution {
     for (i, &byte) in chunk.iter().enumerate() {
         match step(held, byte) {
@@ -181,7 +190,7 @@ impl ExitDetector {
     #[must_use]
     pub fn held(&self) -> &'static [u8] {
         match self.state {
-            State::Candidate { held } => &EXIT_LINE[..usize::from(held)],
+            State::Candidate { held } => &EXIT_CR[..usize::from(held)],
             State::Ordinary => &[],
         }
     }
@@ -216,7 +225,7 @@ impl ExitDetector {
                 }
                 Resolution::Ordinary { next, state } => {
                     // The held bytes were data after all.
-                    released = &EXIT_LINE[..usize::from(held)];
+                    released = &EXIT_CR[..usize::from(held)];
                     (next, state != State::Ordinary)
                 }
             },

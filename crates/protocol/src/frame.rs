@@ -8,7 +8,7 @@
 use core::fmt;
 use core::ops::Range;
 
-use crate::exit::EXIT;
+use crate::exit::{EXIT, continues};
 
 /// The length of a frame header.
 pub const HEADER_LEN: usize = 4;
@@ -251,8 +251,8 @@ impl FrameDecoder {
                 }
                 // `take <= remaining`: the cast is lossless.
                 let taken = take as u32;
-                let offset = (len - remaining) as usize;
-                let exit_prefix = exit_prefix && chunk[..take] == EXIT[offset..offset + take];
+                let seen = (len - remaining) as usize;
+                let exit_prefix = exit_prefix && continues(EXIT, seen, &chunk[..take]);
                 self.state = State::Payload {
                     len,
                     remaining: remaining - taken,

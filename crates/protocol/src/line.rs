@@ -9,7 +9,7 @@
 use core::fmt;
 use core::ops::{ControlFlow, Range};
 
-use crate::exit::EXIT;
+use crate::exit::{EXIT, EXIT_CR, continues};
 
 /// How a line ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -219,7 +219,14 @@ impl LineFramer {
             return Err(self.too_long());
         }
         match memchr::memchr(b'\n', chunk) {
-            Some(newline) => self.line(chunk, 0, newline).map(Some),
+            Some(newline) if self.carried > 0 => self.carried_line(chunk, newline).map(Some),
+            Some(newline) => {
+                let line = uncarried_line(chunk, 0, newline);
+                if line.body.len() > self.max_line {
+                    return Err(self.fail());
+                }
+                Ok(Some(line))
+            }
             None => self.keep(chunk).map(|()| None),
         }
     }
@@ -328,42 +335,24 @@ impl LineFramer {
         Ok(last)
     }
 
-    /// The line that starts at `chunk[start]` (after what was carried, if `start` is 0) and
-    /// whose `\n` is `chunk[newline]`.
-    #[inline]
-    fn line(&mut self, chunk: &[u8], start: usize, newline: usize) -> Result<Line, LineTooLong> {
-        if self.carried == 0 {
-            let line = uncarried_line(chunk, start, newline);
-            if line.body.len() > self.max_line {
-                return Err(self.fail());
-            }
-            return Ok(line);
+    /// The line that began in earlier chunks (`self.carried` bytes, perhaps ending in a `\r`)
+    /// and whose `\n` is `chunk[newline]`.
+    fn carried_line(&mut self, chunk: &[u8], newline: usize) -> Result<Line, LineTooLong> {
+        let mut line = uncarried_line(chunk, 0, newline);
+        line.carried = self.carried;
+        // A carried `\r` right before the `\n` belongs to the terminator, not to the body.
+        if newline == 0 && self.cr {
+            line.carried -= 1;
+            line.terminator = Terminator::CrLf;
         }
-        // The body ends before the `\n`, and before a `\r` right in front of it, which may be
-        // the last carried byte.
-        let (carried, body, terminator) = if newline > start && chunk[newline - 1] == b'\r' {
-            (self.carried, start..newline - 1, Terminator::CrLf)
-        } else if newline == start && self.cr {
-            (self.carried - 1, start..start, Terminator::CrLf)
-        } else {
-            (self.carried, start..newline, Terminator::Lf)
-        };
-        let len = carried + body.len();
-        if len > self.max_line {
+        if line.len() > self.max_line {
             return Err(self.fail());
         }
-        // Rare, so tested last: most lines fail the length test.
-        let exit = len == EXIT.len() && self.exit_prefix && chunk[body.clone()] == EXIT[carried..];
-        self.carried = 0;
-        self.exit_prefix = true;
-        self.cr = false;
-        Ok(Line {
-            carried,
-            body,
-            terminator,
-            end: newline + 1,
-            exit,
-        })
+        line.exit = line.len() == EXIT.len()
+            && self.exit_prefix
+            && continues(EXIT, line.carried, &chunk[line.body.clone()]);
+        *self = Self::new(self.max_line);
+        Ok(line)
     }
 
     /// Counts `chunk` as kept bytes of the unfinished line.
@@ -376,9 +365,7 @@ impl LineFramer {
         if carried > self.max_line && !(carried == self.max_line + 1 && last == b'\r') {
             return Err(self.fail());
         }
-        self.exit_prefix = self.exit_prefix
-            && carried <= EXIT.len() + 1
-            && chunk == &b"exit\r"[self.carried..carried];
+        self.exit_prefix = self.exit_prefix && continues(EXIT_CR, self.carried, chunk);
         self.carried = carried;
         self.cr = last == b'\r';
         Ok(())
@@ -397,9 +384,10 @@ impl LineFramer {
 }
 
 /// The line from `chunk[start]`, with nothing carried, to the `\n` at `chunk[newline]`; the
-/// limit is the caller's to check.
+/// limit is the caller's to check. The one place that says a `\r` right before the `\n`
+/// belongs to the terminator (`carried_line` adds the case of a carried `\r`).
 #[inline]
-fn uncarried_line(chunk: &[u8], start: usize, newline: usize) -> Line {
+pub(crate) fn uncarried_line(chunk: &[u8], start: usize, newline: usize) -> Line {
     let (body, terminator) = if newline > start && chunk[newline - 1] == b'\r' {
         (start..newline - 1, Terminator::CrLf)
     } else {

@@ -6,6 +6,8 @@
 //! benchmark in `benches/framing.rs` keeps the claim that they cost no more than a plain loop
 //! honest.
 
+use crate::line::uncarried_line;
+
 /// Reverses `bytes` in place.
 ///
 /// # Examples
@@ -38,14 +40,9 @@ pub fn reverse(bytes: &mut [u8]) {
 pub fn reverse_lines(bytes: &mut [u8]) -> usize {
     let mut start = 0;
     while let Some(newline) = memchr::memchr(b'\n', &bytes[start..]) {
-        let end = start + newline;
-        let body_end = if end > start && bytes[end - 1] == b'\r' {
-            end - 1
-        } else {
-            end
-        };
-        bytes[start..body_end].reverse();
-        start = end + 1;
+        let line = uncarried_line(bytes, start, start + newline);
+        bytes[line.body].reverse();
+        start = line.end;
     }
     start
 }
