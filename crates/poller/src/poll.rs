@@ -199,8 +199,10 @@ impl Poller {
     /// apart from `EINTR`; none of them is expected with a valid poller.
     pub fn wait(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
         // The deadline is fixed before the first attempt; a timeout too large to be an instant
-        // is, in practice, no deadline.
-        let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
+        // is, in practice, no deadline. A zero timeout never blocks, so it needs no clock read.
+        let deadline = timeout
+            .filter(|timeout| !timeout.is_zero())
+            .and_then(|timeout| Instant::now().checked_add(timeout));
         let mut remaining = timeout;
         loop {
             events.list.clear();
