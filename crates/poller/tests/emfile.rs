@@ -79,8 +79,11 @@ fn emfile_child() {
     let mut events = Events::with_capacity(8);
     let mut queued: Vec<_> = (0..QUEUED_CLIENTS).map(|_| connect(server_addr)).collect();
 
-    let mut ballast = use_up_descriptors();
-    println!("descriptor limit lowered; {} ballast files", ballast.len());
+    let (ballast, limit) = use_up_descriptors();
+    println!(
+        "descriptor limit lowered to {limit}; {} ballast files",
+        ballast.len()
+    );
 
     let shed = drain_until(
         &poller,
@@ -106,9 +109,11 @@ fn emfile_child() {
         }
     }
 
-    // Free a few descriptors: one for a new client, one for the server's end of it. The
-    // listener must still hear about the new connection: no stall.
-    ballast.truncate(ballast.len().saturating_sub(4));
+    // Make room for a few descriptors: one for a new client, one for the server's end of it,
+    // and slack. Raising the limit, rather than dropping ballast, makes room whatever the
+    // number of gaps there were to fill. The listener must still hear about the new
+    // connection: no stall.
+    set_soft_limit(limit + 4);
     let mut client = connect(server_addr);
     let mut accepted = Vec::new();
     let drained = drain_until(
@@ -143,8 +148,8 @@ fn emfile_child() {
 
 /// Fills every free descriptor number below the highest one in use, then lowers the soft
 /// limit to the next number: from then on, any new descriptor fails with `EMFILE`. Returns the
-/// files that fill the gaps; dropping some makes room again.
-fn use_up_descriptors() -> Vec<File> {
+/// files that fill the gaps (they must stay open) and the lowered limit.
+fn use_up_descriptors() -> (Vec<File>, u64) {
     let highest = fs::read_dir("/proc/self/fd")
         .unwrap()
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
@@ -164,17 +169,26 @@ fn use_up_descriptors() -> Vec<File> {
         ballast.push(file);
     };
     // The file that got `first_free` was dropped on `break`; that number becomes the limit.
-    let limit = getrlimit(Resource::Nofile);
-    let lowered = Rlimit {
-        current: Some(u64::try_from(first_free).unwrap()),
-        maximum: limit.maximum,
-    };
-    setrlimit(Resource::Nofile, lowered).unwrap();
+    let limit = u64::try_from(first_free).unwrap();
+    set_soft_limit(limit);
     assert_eq!(
         File::open("/dev/null").unwrap_err().raw_os_error(),
         Some(rustix::io::Errno::MFILE.raw_os_error())
     );
-    ballast
+    (ballast, limit)
+}
+
+/// Sets the soft `RLIMIT_NOFILE`, lower or higher,, keeping the hard limit.
+fn set_soft_limit(current: u64) {
+    let hard = getrlimit(Resource::Nofile).maximum;
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(current),
+            maximum: hard,
+        },
+    )
+    .unwrap();
 }
 
 /// Waits for listener events and drains the queue on each, until `done` says the totals are
