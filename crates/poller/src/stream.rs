@@ -94,6 +94,19 @@ impl Stream {
         Ok(net::shutdown(&self.socket, Shutdown::Write)?)
     }
 
+    /// Shuts down both sides (`shutdown(SHUT_RDWR)`): the peer reads the bytes already sent,
+    /// then end of stream, and reads here return end of stream once the bytes already received
+    /// are taken. Unlike dropping the stream, it works while another thread still holds the
+    /// socket, and it wakes that thread's readiness wait: this is how one thread ends a
+    /// connection that another one reads.
+    ///
+    /// # Errors
+    ///
+    /// As [`shutdown_write`](Self::shutdown_write).
+    pub fn shutdown_both(&self) -> io::Result<()> {
+        Ok(net::shutdown(&self.socket, Shutdown::Both)?)
+    }
+
     /// Turns Nagle's algorithm off (`TCP_NODELAY`) when `nodelay` is true, so small replies
     /// leave at once instead of waiting for the previous segment's acknowledgement.
     ///

@@ -95,6 +95,32 @@ fn shutdown_write_ends_the_peers_stream_after_the_data() {
 }
 
 #[test]
+fn shutdown_both_wakes_an_edge_triggered_reader_with_end_of_stream() {
+    let (stream, mut client) = connected_pair(ipv4_loopback());
+    let poller = Poller::new().unwrap();
+    poller
+        .add(&stream, CONNECTION, Interest::READABLE | Interest::EDGE)
+        .unwrap();
+    let mut events = Events::with_capacity(8);
+    // The reader has drained the socket and waits for the next edge.
+    assert_eq!(
+        stream.read(&mut [0; 8]).unwrap_err().kind(),
+        io::ErrorKind::WouldBlock
+    );
+
+    // Another thread gives up on the connection: the reader must hear of it.
+    assert_eq!(stream.send(b"bye\n").unwrap(), 4);
+    stream.shutdown_both().unwrap();
+    wait_for(&poller, &mut events, CONNECTION, Event::is_readable);
+    assert_eq!(stream.read(&mut [0; 8]).unwrap(), 0);
+
+    // The client gets what was sent, then end of stream.
+    let mut received = Vec::new();
+    client.read_to_end(&mut received).unwrap();
+    assert_eq!(received, b"bye\n");
+}
+
+#[test]
 fn send_vectored_sends_the_pieces_in_order() {
     let (stream, mut client) = connected_pair(ipv4_loopback());
     let pieces = [
