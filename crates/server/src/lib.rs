@@ -1,0 +1,328 @@
+//! The two-thread epoll reverse server, as a library: bind, then run until stopped.
+//!
+//! Thread 1, the **reader**, accepts connections and reads client bytes in an edge-triggered
+//! epoll loop, each read landing straight in a preallocated ring slot that it publishes with
+//! the connection's identity (index and generation). Thread 2, the **worker**, consumes the
+//! ring in batches, frames the bytes (`line`, `chunk` or `frame`), reverses them in place and
+//! writes them back, keeping what a socket will not take in that connection's pending output.
+//! A client's exit line, SIGINT/SIGTERM (once [`Server::stop_on_signals`] is called) or a
+//! [`StopHandle`] stops the server: it answers everything already received, gives clients a
+//! few seconds to take their replies, and returns a [`Summary`].
+//!
+//! `main.rs` is a thin command line over this; tests run the same server in process.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::io::{BufRead, BufReader, Write};
+//! use std::net::TcpStream;
+//!
+//! let mut config = server::Config::new(0); // port 0: any free port
+//! config.quiet = true;
+//! let server = server::Server::bind(config).unwrap();
+//! let addr = server.local_addrs()[0];
+//! let running = std::thread::spawn(move || server.run());
+//!
+//! let mut client = TcpStream::connect(addr).unwrap();
+//! client.write_all(b"hello\nexit\n").unwrap();
+//! let mut reply = String::new();
+//! BufReader::new(&client).read_line(&mut reply).unwrap();
+//! assert_eq!(reply, "olleh\n");
+//!
+//! let summary = running.join().unwrap().unwrap();
+//! assert_eq!(summary.reason, Some(server::StopReason::Exit { peer: client.local_addr().unwrap() }));
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+mod config;
+mod conn;
+mod control;
+mod reader;
+mod slot;
+mod worker;
+
+pub use config::{Config, ExitPolicy, WaitMode};
+pub use control::{StopHandle, StopReason};
+
+use control::Control;
+use log::warn;
+use poller::{Listener, Waker};
+use reader::Reader;
+use slot::Slot;
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::thread;
+use std::time::{Duration, Instant};
+use worker::Worker;
+
+/// A server with its listening sockets bound, ready to [`run`](Self::run).
+#[derive(Debug)]
+pub struct Server {
+    config: Config,
+    listeners: Vec<Listener>,
+    local_addrs: Vec<SocketAddr>,
+    control: Arc<Control>,
+    /// The read end of the self-pipe that SIGINT and SIGTERM write to.
+    signals: Option<UnixStream>,
+}
+
+/// A listening address that could not be bound.
+#[derive(Debug)]
+pub struct BindError {
+    /// The address.
+    pub addr: SocketAddr,
+    /// Why.
+    pub source: io::Error,
+}
+
+impl fmt::Display for BindError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot listen on {}: {}", self.addr, plain(&self.source))
+    }
+}
+
+impl std::error::Error for BindError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// An I/O error's message without std's ` (os error N)` suffix: `Address already in use`.
+fn plain(error: &io::Error) -> String {
+    let message = error.to_string();
+    match error.raw_os_error() {
+        Some(code) => message
+            .strip_suffix(&format!(" (os error {code})"))
+            .map_or_else(|| message.clone(), str::to_owned),
+        None => message,
+    }
+}
+
+/// What a run did, printed as the `summary:` line when the server stops.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// Why it stopped.
+    pub reason: Option<StopReason>,
+    /// Connections served.
+    pub connections: u64,
+    /// Connections closed at once because `--max-connections` was reached.
+    pub rejected: u64,
+    /// Queued connections closed because the process ran out of descriptors.
+    pub shed: u64,
+    /// Events through the ring (opens, reads, ends).
+    pub ring_events: u64,
+    /// Bytes read from clients.
+    pub bytes_in: u64,
+    /// Bytes written to clients.
+    pub bytes_out: u64,
+    /// Replies a socket did not take whole: the rest waited in pending output for EPOLLOUT.
+    pub short_writes: u64,
+    /// How long it ran.
+    pub elapsed: Duration,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(reason) = &self.reason {
+            write!(f, "stopped by {reason}; ")?;
+        }
+        write!(
+            f,
+            "{} connections ({} rejected, {} shed), {} ring events, {} bytes in, {} bytes out, {} short writes, ran {:.3} s",
+            self.connections,
+            self.rejected,
+            self.shed,
+            self.ring_events,
+            self.bytes_in,
+            self.bytes_out,
+            self.short_writes,
+            self.elapsed.as_secs_f64()
+        )
+    }
+}
+
+impl Server {
+    /// Binds the listening sockets `config` names.
+    ///
+    /// With no `bind` addresses it listens on 127.0.0.1 and, where it can, on `::1` with the
+    /// same port (with port 0, the one 127.0.0.1 got); when `::1` cannot be bound it logs a
+    /// warning and serves IPv4 alone. Addresses given explicitly must all bind; with port 0
+    /// they all take the port the first one got.
+    ///
+    /// # Errors
+    ///
+    /// [`BindError`] naming the address that could not be bound; also for the eventfd the
+    /// reader needs.
+    pub fn bind(config: Config) -> Result<Self, BindError> {
+        let mut listeners = Vec::new();
+        let mut local_addrs = Vec::new();
+        let mut port = config.port;
+        let explicit = !config.bind.is_empty();
+        let addrs: Vec<IpAddr> = if explicit {
+            config.bind.clone()
+        } else {
+            vec![Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()]
+        };
+        for (n, ip) in addrs.into_iter().enumerate() {
+            let addr = SocketAddr::new(ip, port);
+            let bound = Listener::bind(addr).and_then(|l| Ok((l.local_addr()?, l)));
+            match bound {
+                Ok((local, listener)) => {
+                    port = local.port();
+                    local_addrs.push(local);
+                    listeners.push(listener);
+                }
+                Err(source) if !explicit && n > 0 => {
+                    warn!(
+                        "cannot listen on {addr}: {}; serving IPv4 only",
+                        plain(&source)
+                    );
+                }
+                Err(source) => return Err(BindError { addr, source }),
+            }
+        }
+        let waker = Waker::new().map_err(|source| BindError {
+            addr: local_addrs[0],
+            source,
+        })?;
+        Ok(Self {
+            config,
+            listeners,
+            local_addrs,
+            control: Arc::new(Control::new(waker)),
+            signals: None,
+        })
+    }
+
+    /// The addresses it listens on, with the real port.
+    #[must_use]
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// A handle that stops the server from another thread.
+    #[must_use]
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle {
+            control: Arc::clone(&self.control),
+        }
+    }
+
+    /// Makes SIGINT and SIGTERM stop the server the way an exit line does. A second one while
+    /// the server is stopping (it may give clients up to 5 seconds to take their replies) ends
+    /// the process at once with exit status 1: the impatient operator's double Ctrl-C.
+    ///
+    /// The handlers stay installed for the life of the process, so call this only in a
+    /// process that is this server; a library user may prefer a [`StopHandle`].
+    ///
+    /// # Errors
+    ///
+    /// If the self-pipe cannot be made or the handlers cannot be installed.
+    pub fn stop_on_signals(&mut self) -> io::Result<()> {
+        let (pipe, writer) = UnixStream::pair()?;
+        pipe.set_nonblocking(true)?;
+        let signalled = Arc::new(AtomicBool::new(false));
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            // Actions run in the order they are registered: the exit comes first, so it fires
+            // only from the second signal on.
+            signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&signalled))?;
+            signal_hook::flag::register(signal, Arc::clone(&signalled))?;
+            signal_hook::low_level::pipe::register(signal, writer.try_clone()?)?;
+        }
+        self.signals = Some(pipe);
+        Ok(())
+    }
+
+    /// Runs the server on this thread (the reader) and one more (the worker) until it is
+    /// stopped, then returns what it did.
+    ///
+    /// # Errors
+    ///
+    /// If the ring or an epoll instance cannot be set up, if `epoll_wait` fails, or if the
+    /// worker thread panics.
+    pub fn run(mut self) -> io::Result<Summary> {
+        let started = Instant::now();
+        let config = &self.config;
+        let block = config.wait == WaitMode::Block;
+        let strategy = match config.wait {
+            WaitMode::Spin => ring::WaitStrategy::Spin,
+            WaitMode::Yield => ring::WaitStrategy::Yield,
+            WaitMode::Block => ring::WaitStrategy::Block,
+        };
+        // The worker sleeps in its epoll only with `block`; the reader sleeps in its epoll
+        // whenever the ring is full, so it always has a hook.
+        let worker_waker = if block {
+            Some(Arc::new(Waker::new()?))
+        } else {
+            None
+        };
+        let mut builder = ring::Builder::new(config.ring_size).wait_strategy(strategy);
+        let control = Arc::clone(&self.control);
+        builder = builder.wake_producer_with(move || control.wake_reader());
+        if let Some(waker) = &worker_waker {
+            let waker = Arc::clone(waker);
+            builder = builder.wake_consumer_with(move || {
+                // Fails only when the counter is full, and then a wake-up is pending.
+                let _ = waker.wake();
+            });
+        }
+        let buffer_size = config.buffer_size;
+        let (producer, consumer) = builder
+            .build(|_| Slot::new(buffer_size))
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        // Worker to reader: indices the worker is done with. At most one per live connection
+        // is in flight, so a ring of that size never fills. The reader looks at it every
+        // round, so it needs no hook.
+        let (done_tx, done_rx) = ring::Builder::new(config.max_connections.next_power_of_two())
+            .wait_strategy(ring::WaitStrategy::Spin)
+            .build(|_| 0u32)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+
+        let worker = Worker::new(
+            consumer,
+            done_tx,
+            worker_waker,
+            Arc::clone(&self.control),
+            config,
+        )?;
+        let signal_pipe = self.signals.take();
+        let reader = Reader::new(
+            std::mem::take(&mut self.listeners),
+            signal_pipe,
+            Arc::clone(&self.control),
+            producer,
+            done_rx,
+            config,
+        )?;
+        let worker = thread::Builder::new()
+            .name("worker".into())
+            .spawn(move || worker.run())?;
+        let read = reader.run();
+        // The reader is dropped by now, and with it the producer: the worker sees the end of
+        // the ring once it has handled every event.
+        let worked = match worker.join() {
+            Ok(result) => result,
+            Err(_) => Err(io::Error::other("the worker thread panicked")),
+        };
+        let (read, worked) = (read?, worked?);
+        // The worker handles every event the reader published before it sees the end.
+        debug_assert_eq!(read.events, worked.events, "ring events lost");
+        Ok(Summary {
+            reason: self.control.reason(),
+            connections: read.accepted,
+            rejected: read.rejected,
+            shed: read.shed,
+            ring_events: read.events,
+            bytes_in: read.bytes_in,
+            bytes_out: worked.bytes_out,
+            short_writes: worked.short_writes,
+            elapsed: started.elapsed(),
+        })
+    }
+}

@@ -1,0 +1,486 @@
+//! Thread 1, the reader: accepts connections and publishes every read into the ring.
+//!
+//! It is kept lean: it never looks at the bytes. Per round it waits in `epoll_wait`, takes the
+//! worker's "done" notices, accepts, and then serves the *ready queue*: the connections whose
+//! last edge has not been read to `WouldBlock` yet. Each gets at most [`READ_BUDGET`] reads per
+//! round before it goes to the back of the queue, so one flooding client cannot starve the
+//! others; and when the ring is full the queue simply waits (the reader sleeps in epoll, and
+//! the worker's next release wakes it through the ring's hook).
+
+use crate::config::Config;
+use crate::conn::{ConnId, MAX_INDICES, own_token};
+use crate::control::{Control, StopReason};
+use crate::slot::{Kind, Opened, Slot};
+use log::{debug, error, info, warn};
+use poller::{Event, Events, Interest, Listener, Poller, Stream, Token};
+use ring::{Consumer, Producer, TryClaimError};
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Reads one connection gets per round before the next ready connection's turn.
+const READ_BUDGET: usize = 16;
+/// On stop, the most bytes read from one connection: "what it already sent", even if it
+/// goes on sending.
+const DRAIN_LIMIT: usize = 4 << 20;
+/// How long to wait before retrying `accept` after it failed for lack of kernel memory.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// The least time between two warnings about rejected connections.
+const REJECT_WARNING_INTERVAL: Duration = Duration::from_secs(1);
+
+pub(crate) const WAKE: Token = own_token(0);
+const SIGNALS: Token = own_token(1);
+const FIRST_LISTENER: u32 = 2;
+
+/// What the reader counted, for the summary.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ReaderStats {
+    pub(crate) accepted: u64,
+    pub(crate) rejected: u64,
+    pub(crate) shed: u64,
+    pub(crate) events: u64,
+    pub(crate) bytes_in: u64,
+}
+
+/// The reader's side of one connection.
+struct Conn {
+    id: ConnId,
+    /// `None` once the last event (`Eof` or `Reset`) is published: the reader is done with the
+    /// socket, and waits for the worker's notice to free the index.
+    stream: Option<Arc<Stream>>,
+    peer: SocketAddr,
+    /// Whether the `Open` event is published.
+    announced: bool,
+    /// Whether the connection is in the ready queue.
+    queued: bool,
+}
+
+struct Entry {
+    generation: u32,
+    conn: Option<Conn>,
+}
+
+/// Connections by index. An index is freed only when the worker says it is done with it, and
+/// its generation is bumped then.
+#[derive(Default)]
+struct Table {
+    entries: Vec<Entry>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+impl Table {
+    fn insert(&mut self, stream: Arc<Stream>, peer: SocketAddr) -> ConnId {
+        let index = self.free.pop().unwrap_or_else(|| {
+            // The connection cap keeps the table far below `MAX_INDICES`.
+            debug_assert!(self.entries.len() < MAX_INDICES);
+            self.entries.push(Entry {
+                generation: 0,
+                conn: None,
+            });
+            (self.entries.len() - 1) as u32
+        });
+        let entry = &mut self.entries[index as usize];
+        let id = ConnId {
+            index,
+            generation: entry.generation,
+        };
+        entry.conn = Some(Conn {
+            id,
+            stream: Some(stream),
+            peer,
+            announced: false,
+            queued: false,
+        });
+        self.live += 1;
+        id
+    }
+
+    fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        let entry = self.entries.get_mut(id.index as usize)?;
+        if entry.generation != id.generation {
+            return None;
+        }
+        entry.conn.as_mut()
+    }
+
+    fn by_index(&mut self, index: u32) -> Option<&mut Conn> {
+        self.entries.get_mut(index as usize)?.conn.as_mut()
+    }
+
+    /// The worker is done with `index`: free it for a new connection.
+    fn release(&mut self, index: u32) {
+        let Some(entry) = self.entries.get_mut(index as usize) else {
+            return;
+        };
+        if let Some(conn) = entry.conn.take() {
+            debug_assert!(conn.stream.is_none(), "released while still reading");
+            entry.generation = entry.generation.wrapping_add(1);
+            self.free.push(index);
+            self.live -= 1;
+        }
+    }
+}
+
+/// How serving one ready connection ended.
+enum Served {
+    /// Read to `WouldBlock`, end of stream or an error: wait for the next edge.
+    Drained,
+    /// The budget ran out with bytes maybe still waiting.
+    Budget,
+    /// No free slot: try again when the worker releases some.
+    RingFull,
+    /// The worker is gone.
+    WorkerGone,
+}
+
+pub(crate) struct Reader {
+    poller: Poller,
+    listeners: Vec<Listener>,
+    signals: Option<UnixStream>,
+    control: Arc<Control>,
+    producer: Producer<Slot>,
+    done: Consumer<u32>,
+    table: Table,
+    ready: VecDeque<u32>,
+    max_connections: usize,
+    buffer_size: usize,
+    retry_accept: bool,
+    last_reject_warning: Option<Instant>,
+    stats: ReaderStats,
+}
+
+impl Reader {
+    pub(crate) fn new(
+        listeners: Vec<Listener>,
+        signals: Option<UnixStream>,
+        control: Arc<Control>,
+        producer: Producer<Slot>,
+        done: Consumer<u32>,
+        config: &Config,
+    ) -> io::Result<Self> {
+        let poller = Poller::new()?;
+        poller.add(&control.reader_waker, WAKE, Interest::READABLE)?;
+        if let Some(signals) = &signals {
+            poller.add(signals, SIGNALS, Interest::READABLE)?;
+        }
+        for (n, listener) in (FIRST_LISTENER..).zip(&listeners) {
+            poller.add(listener, own_token(n), Interest::READABLE | Interest::EDGE)?;
+        }
+        Ok(Self {
+            poller,
+            listeners,
+            signals,
+            control,
+            producer,
+            done,
+            table: Table::default(),
+            ready: VecDeque::new(),
+            max_connections: config.max_connections,
+            buffer_size: config.buffer_size,
+            retry_accept: false,
+            last_reject_warning: None,
+            stats: ReaderStats::default(),
+        })
+    }
+
+    /// Runs until a stop is requested (or the worker is gone), then reads what every
+    /// connection already sent and returns; dropping the reader then tells the worker that
+    /// nothing more will come.
+    pub(crate) fn run(mut self) -> io::Result<ReaderStats> {
+        // Created here: an `Events` list belongs to the thread that waits.
+        let mut events = Events::with_capacity(1024);
+        while !self.control.stop_requested() {
+            if self.producer.is_abandoned() {
+                self.control.request_stop(StopReason::WorkerGone);
+                break;
+            }
+            if let Err(err) = self.wait(&mut events) {
+                error!("epoll_wait failed in the reader: {err}");
+                self.control.request_stop(StopReason::Handle);
+                return Err(err);
+            }
+            self.take_done();
+            for event in &events {
+                self.on_event(event);
+            }
+            if self.retry_accept {
+                self.retry_accept = false;
+                for n in 0..self.listeners.len() {
+                    self.accept(n);
+                }
+            }
+            self.serve_ready();
+        }
+        self.drain();
+        Ok(self.stats)
+    }
+
+    /// One `epoll_wait`: it does not block while there is work in the ready queue and room in
+    /// the ring; with work but no room it sleeps until the worker releases slots.
+    fn wait(&mut self, events: &mut Events) -> io::Result<()> {
+        let mut timeout = self.retry_accept.then_some(ACCEPT_RETRY);
+        let mut sleep = None;
+        if !self.ready.is_empty() {
+            if self.producer.free_slots() > 0 {
+                timeout = Some(Duration::ZERO);
+            } else {
+                sleep = self.producer.announce_sleep();
+                if sleep.is_none() {
+                    timeout = Some(Duration::ZERO);
+                }
+            }
+        }
+        let result = self.poller.wait(events, timeout);
+        drop(sleep);
+        result.map(drop)
+    }
+
+    /// Frees the indices the worker is done with.
+    fn take_done(&mut self) {
+        while let Ok(batch) = self.done.try_read() {
+            for &index in batch.iter() {
+                self.table.release(index);
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event.token() {
+            WAKE => {
+                // The stop flag and the ring are looked at every round; the wake-up only
+                // ended the wait.
+                let _ = self.control.reader_waker.drain();
+            }
+            SIGNALS => {
+                if let Some(signals) = &mut self.signals {
+                    let mut buf = [0; 64];
+                    while matches!(signals.read(&mut buf), Ok(n) if n > 0) {}
+                }
+                info!("signal received: stopping");
+                self.control.request_stop(StopReason::Signal);
+            }
+            token => match ConnId::from_token(token) {
+                Some(id) => {
+                    if let Some(conn) = self.table.get_mut(id)
+                        && conn.stream.is_some()
+                        && !conn.queued
+                    {
+                        conn.queued = true;
+                        self.ready.push_back(id.index);
+                    }
+                }
+                None => {
+                    let n = (token.0 >> 32) as u32 - FIRST_LISTENER;
+                    self.accept(n as usize);
+                }
+            },
+        }
+    }
+
+    /// Accepts everything queued on listener `n`.
+    fn accept(&mut self, n: usize) {
+        let Self {
+            poller,
+            listeners,
+            table,
+            ready,
+            stats,
+            max_connections,
+            last_reject_warning,
+            ..
+        } = self;
+        let Some(listener) = listeners.get_mut(n) else {
+            return;
+        };
+        let result = listener.accept_all(|stream, peer| {
+            if table.live >= *max_connections {
+                stats.rejected += 1;
+                let now = Instant::now();
+                if last_reject_warning.is_none_or(|last| now - last >= REJECT_WARNING_INTERVAL) {
+                    *last_reject_warning = Some(now);
+                    warn!(
+                        "connection from {peer} closed: --max-connections {max_connections} reached ({} rejected so far)",
+                        stats.rejected
+                    );
+                }
+                return;
+            }
+            // Replies are small and should leave at once; failing to say so costs latency only.
+            let _ = stream.set_nodelay(true);
+            let stream = Arc::new(stream);
+            let id = table.insert(Arc::clone(&stream), peer);
+            let interest = Interest::READABLE | Interest::READ_CLOSED | Interest::EDGE;
+            if let Err(err) = poller.add(&*stream, id.token(), interest) {
+                warn!("connection from {peer} closed: cannot watch it: {err}");
+                if let Some(conn) = table.get_mut(id) {
+                    conn.stream = None;
+                }
+                table.release(id.index);
+                return;
+            }
+            stats.accepted += 1;
+            debug!("connection {} from {peer} opened", id.index);
+            if let Some(conn) = table.get_mut(id) {
+                // Bytes may have arrived before the registration: read at once.
+                conn.queued = true;
+                ready.push_back(id.index);
+            }
+        });
+        match result {
+            Ok(drained) if drained.shed > 0 => {
+                stats.shed += drained.shed as u64;
+                warn!(
+                    "out of file descriptors: closed {} queued connection(s)",
+                    drained.shed
+                );
+            }
+            Ok(_) => {}
+            Err(err) => {
+                warn!("accept failed: {err}; retrying shortly");
+                self.retry_accept = true;
+            }
+        }
+    }
+
+    /// Gives each ready connection its turn, in order, until the queue has gone round once
+    /// or the ring is full.
+    fn serve_ready(&mut self) {
+        for _ in 0..self.ready.len() {
+            let Some(index) = self.ready.pop_front() else {
+                break;
+            };
+            match self.serve(index, READ_BUDGET) {
+                Served::Drained => {
+                    if let Some(conn) = self.table.by_index(index) {
+                        conn.queued = false;
+                    }
+                }
+                Served::Budget => self.ready.push_back(index),
+                Served::RingFull => {
+                    self.ready.push_front(index);
+                    break;
+                }
+                Served::WorkerGone => {
+                    self.ready.push_front(index);
+                    self.control.request_stop(StopReason::WorkerGone);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Reads connection `index` into ring slots, at most `budget` reads; publishes its `Open`
+    /// first if that is still due.
+    fn serve(&mut self, index: u32, budget: usize) -> Served {
+        let Self {
+            poller,
+            table,
+            producer,
+            stats,
+            ..
+        } = self;
+        let Some(conn) = table.by_index(index) else {
+            return Served::Drained;
+        };
+        let Some(stream) = &conn.stream else {
+            return Served::Drained;
+        };
+        if !conn.announced {
+            let mut claim = match producer.try_claim(1) {
+                Ok(claim) => claim,
+                Err(error) => return claim_failed(error),
+            };
+            let slot = &mut claim[0];
+            slot.set(conn.id, Kind::Open);
+            slot.open = Some(Opened {
+                stream: Arc::clone(stream),
+                peer: conn.peer,
+            });
+            claim.publish();
+            stats.events += 1;
+            conn.announced = true;
+        }
+        let mut last = None;
+        for _ in 0..budget {
+            let mut claim = match producer.try_claim(1) {
+                Ok(claim) => claim,
+                Err(error) => return claim_failed(error),
+            };
+            let slot = &mut claim[0];
+            match stream.read(&mut slot.buf) {
+                Ok(0) => {
+                    slot.set(conn.id, Kind::Eof);
+                    last = Some(Kind::Eof);
+                }
+                Ok(n) => {
+                    slot.set(conn.id, Kind::Data);
+                    slot.len = n;
+                    stats.bytes_in += n as u64;
+                }
+                // The claim is dropped unpublished: the next claim reuses the slot.
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Served::Drained,
+                Err(err) => {
+                    debug!("connection {index} from {}: read failed: {err}", conn.peer);
+                    slot.set(conn.id, Kind::Reset);
+                    last = Some(Kind::Reset);
+                }
+            }
+            claim.publish();
+            stats.events += 1;
+            if last.is_some() {
+                break;
+            }
+        }
+        match last {
+            None => Served::Budget,
+            Some(kind) => {
+                // The last event is out: the reader is done with this socket.
+                if let Some(stream) = conn.stream.take() {
+                    let _ = poller.delete(&*stream);
+                }
+                if kind == Kind::Eof {
+                    debug!("connection {index} from {}: end of stream", conn.peer);
+                }
+                Served::Drained
+            }
+        }
+    }
+
+    /// The stop: no more accepting; read what every connection already sent, waiting for
+    /// room in the ring as needed, so that the worker answers all of it.
+    fn drain(&mut self) {
+        for listener in self.listeners.drain(..) {
+            let _ = self.poller.delete(&listener);
+        }
+        let reads_per_conn = DRAIN_LIMIT.div_ceil(self.buffer_size).max(1);
+        for index in 0..self.table.entries.len() as u32 {
+            let mut reads_left = reads_per_conn;
+            while reads_left > 0 {
+                let budget = reads_left.min(READ_BUDGET);
+                match self.serve(index, budget) {
+                    Served::Drained | Served::WorkerGone => break,
+                    Served::Budget => reads_left -= budget,
+                    Served::RingFull => {
+                        // Waits with the ring's strategy for the worker to release a slot;
+                        // the claim is dropped unpublished.
+                        if self.producer.claim(1).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn claim_failed(error: TryClaimError) -> Served {
+    match error {
+        TryClaimError::Full { .. } => Served::RingFull,
+        // One slot never exceeds the capacity: only the worker's absence is left.
+        _ => Served::WorkerGone,
+    }
+}

@@ -1,0 +1,756 @@
+//! Thread 2, the worker: consumes the ring in batches, frames, reverses in place, and writes.
+//!
+//! Every reply is first written straight from the ring slot it was read into. Only when the
+//! socket will not take all of it is the rest copied into the connection's pending output,
+//! EPOLLOUT registered in the worker's own epoll, and every later reply for that connection
+//! queued behind it, so replies are never reordered. A slot is released when its batch is
+//! done, by which time its bytes are written or copied.
+//!
+//! When the ring is empty the worker waits as `--wait` says; with `block` it announces the
+//! sleep to the ring and sleeps in `epoll_wait` on its epoll, where an eventfd that the
+//! reader's next publish writes sits beside the sockets waiting for EPOLLOUT.
+
+use crate::config::{Config, WaitMode};
+use crate::conn::{ConnId, own_token};
+use crate::control::{Control, StopReason};
+use crate::slot::{Kind, Slot};
+use log::{debug, info, warn};
+use poller::{Events, Interest, Poller, Stream, Token, Waker};
+use protocol::{
+    ExitDetector, FrameDecoder, FrameEvent, Framing, LineFramer, LineTooLong, LinesEnd,
+    frame_header, reverse,
+};
+use ring::{Consumer, Producer, TryReadError};
+use std::io::{self, IoSlice, Write};
+use std::net::SocketAddr;
+use std::ops::{ControlFlow, Range};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const WAKE: Token = own_token(0);
+/// Empty polls of the ring before a `block` worker goes to sleep.
+const SPINS_BEFORE_SLEEP: u32 = 128;
+/// How long clients get to take their pending output once the server stops.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// What the worker counted, for the summary.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct WorkerStats {
+    pub(crate) events: u64,
+    pub(crate) bytes_out: u64,
+    /// Replies the socket did not take whole, whose rest went to pending output.
+    pub(crate) short_writes: u64,
+}
+
+/// How a connection's framing state is kept.
+enum Decoder {
+    /// `chunk` framing for a client that may stop the server: bytes that could still become
+    /// an exit line are held back.
+    Chunk(ExitDetector),
+    /// `chunk` framing for a client that may not: every read is reversed whole.
+    Plain,
+    Line(LineFramer),
+    Frame {
+        decoder: FrameDecoder,
+        /// The current frame's announced length.
+        len: u32,
+        /// Where the current frame's payload lies in the chunk, when all of it came in one
+        /// read: it is then reversed in place instead of copied.
+        whole: Option<Range<usize>>,
+    },
+}
+
+/// The first line of a chunk when it began in an earlier one.
+#[derive(Clone, Copy)]
+struct FirstLine {
+    /// The end of its body's part in the chunk.
+    body_end: usize,
+    /// Its body bytes in the carry.
+    carried: usize,
+    terminator: &'static [u8],
+    /// Its end in the chunk.
+    end: usize,
+}
+
+/// How a connection ends once its pending output is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    /// Shut down our writing side: the client reads everything, then end of stream.
+    Write,
+    /// Shut down both sides: the reader sees end of stream and stops reading.
+    Both,
+}
+
+/// The worker's side of one connection.
+struct Conn {
+    id: ConnId,
+    stream: Arc<Stream>,
+    peer: SocketAddr,
+    /// Whether this client may stop the server (the `--exit` policy and its address).
+    may_exit: bool,
+    decoder: Decoder,
+    /// The start of an unfinished line, or the payload of an unfinished frame.
+    carry: Vec<u8>,
+    /// Output the socket has not taken yet: `pending[sent..]`.
+    pending: Vec<u8>,
+    sent: usize,
+    /// Whether the socket is registered for EPOLLOUT.
+    watching_output: bool,
+    /// Whether input is still answered (false after an oversize line or frame).
+    answering: bool,
+    /// How to end the connection once the pending output is written.
+    end: Option<End>,
+    /// A write failed: nothing more is sent.
+    broken: bool,
+    /// The reader's last event (`Eof` or `Reset`) has been handled.
+    last_event_seen: bool,
+}
+
+impl Conn {
+    fn has_pending(&self) -> bool {
+        self.sent < self.pending.len()
+    }
+}
+
+pub(crate) struct Worker {
+    consumer: Consumer<Slot>,
+    core: Core,
+}
+
+/// Everything but the ring's consumer, so that the worker can sleep on its announcement.
+struct Core {
+    conns: Vec<Option<Conn>>,
+    ctx: Ctx,
+}
+
+/// What connection handlers share.
+struct Ctx {
+    poller: Poller,
+    waker: Option<Arc<Waker>>,
+    done: Producer<u32>,
+    control: Arc<Control>,
+    framing: Framing,
+    exit: crate::ExitPolicy,
+    max_line: usize,
+    max_frame: u32,
+    wait: WaitMode,
+    stdout: Option<io::BufWriter<io::Stdout>>,
+    /// Connections with pending output.
+    writers: usize,
+    stats: WorkerStats,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        consumer: Consumer<Slot>,
+        done: Producer<u32>,
+        waker: Option<Arc<Waker>>,
+        control: Arc<Control>,
+        config: &Config,
+    ) -> io::Result<Self> {
+        let poller = Poller::new()?;
+        if let Some(waker) = &waker {
+            poller.add(&**waker, WAKE, Interest::READABLE)?;
+        }
+        let stdout = (!config.quiet).then(|| io::BufWriter::with_capacity(64 * 1024, io::stdout()));
+        Ok(Self {
+            consumer,
+            core: Core {
+                conns: Vec::new(),
+                ctx: Ctx {
+                    poller,
+                    waker,
+                    done,
+                    control,
+                    framing: config.framing,
+                    exit: config.exit,
+                    max_line: config.max_line,
+                    max_frame: config.max_frame,
+                    wait: config.wait,
+                    stdout,
+                    writers: 0,
+                    stats: WorkerStats::default(),
+                },
+            },
+        })
+    }
+
+    /// Runs until the reader is gone and every event is handled, then gives clients
+    /// [`STOP_GRACE`] to take their pending output and closes every connection.
+    pub(crate) fn run(mut self) -> io::Result<WorkerStats> {
+        let mut events = Events::with_capacity(256);
+        let mut idle: u32 = 0;
+        loop {
+            let empty = match self.consumer.try_read() {
+                Ok(mut batch) => {
+                    let count = batch.len();
+                    for slot in batch.iter_mut() {
+                        self.core.handle(slot);
+                    }
+                    // Dropping the batch releases its slots: their bytes are written or copied.
+                    drop(batch);
+                    self.core.ctx.stats.events += count as u64;
+                    self.core.ctx.flush_stdout();
+                    false
+                }
+                Err(TryReadError::Empty) => true,
+                Err(TryReadError::Disconnected) => break,
+            };
+            if !empty {
+                idle = 0;
+                // Under steady load the ring is never empty: look for writable sockets here
+                // too, without blocking, or pending output would wait for a lull.
+                if self.core.ctx.writers > 0 {
+                    self.core.poll(&mut events, Some(Duration::ZERO))?;
+                }
+                continue;
+            }
+            match self.core.ctx.wait {
+                WaitMode::Spin | WaitMode::Yield if self.core.ctx.writers > 0 => {
+                    self.core.poll(&mut events, Some(Duration::ZERO))?;
+                }
+                WaitMode::Spin => std::hint::spin_loop(),
+                WaitMode::Yield => std::thread::yield_now(),
+                WaitMode::Block if idle < SPINS_BEFORE_SLEEP => {
+                    idle += 1;
+                    std::hint::spin_loop();
+                }
+                WaitMode::Block => {
+                    if let Some(sleep) = self.consumer.announce_sleep() {
+                        self.core.poll(&mut events, None)?;
+                        drop(sleep);
+                    }
+                    idle = 0;
+                }
+            }
+        }
+        self.core.close_all(&mut events)?;
+        Ok(self.core.ctx.stats)
+    }
+}
+
+impl Core {
+    /// Handles one ring event.
+    fn handle(&mut self, slot: &mut Slot) {
+        let index = slot.conn.index as usize;
+        if slot.kind == Kind::Open {
+            let Some(opened) = slot.open.take() else {
+                return;
+            };
+            if self.conns.len() <= index {
+                self.conns.resize_with(index + 1, || None);
+            }
+            debug_assert!(
+                self.conns[index].is_none(),
+                "index {index} reused too early"
+            );
+            self.conns[index] = Some(self.ctx.open(slot.conn, opened.stream, opened.peer));
+            return;
+        }
+        let Some(Some(conn)) = self.conns.get_mut(index) else {
+            debug_assert!(false, "event for unknown connection {index}");
+            return;
+        };
+        debug_assert_eq!(conn.id, slot.conn);
+        match slot.kind {
+            Kind::Open => unreachable!("handled above"),
+            Kind::Data => self.ctx.data(conn, &mut slot.buf[..slot.len]),
+            Kind::Eof => {
+                self.ctx.eof(conn);
+                conn.last_event_seen = true;
+            }
+            Kind::Reset => {
+                // The client is gone: nothing more can be delivered.
+                conn.broken = true;
+                conn.last_event_seen = true;
+            }
+        }
+        self.settle(index);
+    }
+
+    /// Ends connection `index` if it is finished: its last event seen and its output written
+    /// (or undeliverable). The reader is then told the index is free.
+    fn settle(&mut self, index: usize) {
+        let Some(slot) = self.conns.get_mut(index) else {
+            return;
+        };
+        let Some(conn) = slot else {
+            return;
+        };
+        if conn.has_pending() && !conn.broken {
+            return;
+        }
+        if let Some(end) = conn.end.take()
+            && !conn.broken
+        {
+            self.ctx.shut_down(conn, end);
+        }
+        if !conn.last_event_seen {
+            return;
+        }
+        let Some(conn) = slot.take() else {
+            return;
+        };
+        if conn.has_pending() {
+            self.ctx.writers -= 1;
+        }
+        if conn.watching_output {
+            let _ = self.ctx.poller.delete(&*conn.stream);
+        }
+        debug!("connection {index} from {} closed", conn.peer);
+        // The done ring holds one entry per connection there can be, so it is never full; it
+        // is disconnected once the reader has stopped, and then nobody needs the notice.
+        let pushed = self.ctx.done.try_push(conn.id.index);
+        debug_assert!(
+            !matches!(pushed, Err(ring::TryPushError::Full(_))),
+            "done ring full"
+        );
+        // Dropping `conn` drops the worker's share of the socket; the reader has dropped its
+        // own already, so this closes it.
+    }
+
+    /// One `epoll_wait` on the worker's epoll: writes pending output to the sockets that
+    /// became writable.
+    fn poll(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
+        self.ctx.poller.wait(events, timeout)?;
+        for event in events.iter() {
+            if event.token() == WAKE {
+                if let Some(waker) = &self.ctx.waker {
+                    let _ = waker.drain();
+                }
+                continue;
+            }
+            let Some(id) = ConnId::from_token(event.token()) else {
+                continue;
+            };
+            let index = id.index as usize;
+            if let Some(Some(conn)) = self.conns.get_mut(index)
+                && conn.id == id
+            {
+                self.ctx.flush(conn);
+                self.settle(index);
+            }
+        }
+        Ok(())
+    }
+
+    /// The stop: clients get [`STOP_GRACE`] to take their pending output, then every
+    /// connection is shut down and closed.
+    fn close_all(&mut self, events: &mut Events) -> io::Result<()> {
+        let deadline = Instant::now() + STOP_GRACE;
+        while self.ctx.writers > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                warn!(
+                    "{} connection(s) did not take their replies within {STOP_GRACE:?}",
+                    self.ctx.writers
+                );
+                break;
+            }
+            self.poll(events, Some(left))?;
+        }
+        for conn in self.conns.iter_mut().filter_map(Option::take) {
+            if !conn.broken {
+                let _ = conn.stream.shutdown_write();
+            }
+        }
+        self.ctx.flush_stdout();
+        Ok(())
+    }
+}
+
+impl Ctx {
+    fn open(&mut self, id: ConnId, stream: Arc<Stream>, peer: SocketAddr) -> Conn {
+        let may_exit = self.exit.allows(peer);
+        let decoder = match self.framing {
+            Framing::Chunk if may_exit => Decoder::Chunk(ExitDetector::new()),
+            Framing::Chunk => Decoder::Plain,
+            Framing::Line => Decoder::Line(LineFramer::new(self.max_line)),
+            Framing::Frame => Decoder::Frame {
+                decoder: FrameDecoder::new(self.max_frame),
+                len: 0,
+                whole: None,
+            },
+        };
+        Conn {
+            id,
+            stream,
+            peer,
+            may_exit,
+            decoder,
+            carry: Vec::new(),
+            pending: Vec::new(),
+            sent: 0,
+            watching_output: false,
+            answering: true,
+            end: None,
+            broken: false,
+            last_event_seen: false,
+        }
+    }
+
+    /// Bytes from the client: print them, then answer them as the framing says.
+    fn data(&mut self, conn: &mut Conn, chunk: &mut [u8]) {
+        if let Some(out) = &mut self.stdout
+            && let Err(err) = out.write_all(chunk)
+        {
+            warn!("cannot print received bytes to stdout any more: {err}");
+            self.stdout = None;
+        }
+        if !conn.answering {
+            return;
+        }
+        match conn.decoder {
+            Decoder::Plain => {
+                reverse(chunk);
+                self.send(conn, &[chunk]);
+            }
+            Decoder::Chunk(_) => self.chunk(conn, chunk),
+            Decoder::Line(_) => self.lines(conn, chunk),
+            Decoder::Frame { .. } => self.frames(conn, chunk),
+        }
+    }
+
+    /// `chunk` framing with exit detection: each read is reversed as a whole, less the bytes
+    /// held back as a possible exit line (they lead the next read's reply).
+    fn chunk(&mut self, conn: &mut Conn, chunk: &mut [u8]) {
+        let mut from = 0;
+        loop {
+            let Decoder::Chunk(detector) = &mut conn.decoder else {
+                return;
+            };
+            let part = &mut chunk[from..];
+            let scan = detector.feed(part);
+            // `released ++ part[..data]` reversed is `reverse(part[..data]) ++ reverse(released)`.
+            reverse(&mut part[..scan.data]);
+            let mut released = [0; 8];
+            let released = &mut released[..scan.released.len()];
+            released.copy_from_slice(scan.released);
+            reverse(released);
+            self.send(conn, &[&part[..scan.data], released]);
+            match scan.exit {
+                Some(end) => {
+                    self.exit(conn);
+                    from += end;
+                    if from == chunk.len() {
+                        return;
+                    }
+                }
+                None => return,
+            }
+        }
+    }
+
+    /// `line` framing: whole lines are reversed in place in the slot; only the start of an
+    /// unfinished line is copied, into `carry`, until its end arrives.
+    fn lines(&mut self, conn: &mut Conn, chunk: &mut [u8]) {
+        let mut from = 0;
+        loop {
+            let Decoder::Line(framer) = &mut conn.decoder else {
+                return;
+            };
+            let may_exit = conn.may_exit;
+            let part = &mut chunk[from..];
+            // Only the first line of a chunk can have begun in an earlier one (its start is in
+            // `carry`); every other line is contiguous in the chunk once reversed in place. So
+            // the reply is `part[..body_end]`, the reversed carry, that line's terminator (its
+            // `\r` may be in the carry), then `part[line_end..last_end]`.
+            let mut carried_line = !conn.carry.is_empty();
+            let mut first: Option<FirstLine> = None;
+            let mut last_end = 0;
+            let end = framer.decode_lines(part, |buf, line| {
+                if line.exit && may_exit {
+                    return ControlFlow::Break(());
+                }
+                reverse(&mut buf[line.body.clone()]);
+                if std::mem::take(&mut carried_line) {
+                    first = Some(FirstLine {
+                        body_end: line.body.end,
+                        carried: line.carried,
+                        terminator: line.terminator.as_bytes(),
+                        end: line.end,
+                    });
+                }
+                last_end = line.end;
+                ControlFlow::Continue(())
+            });
+            let mut carry = std::mem::take(&mut conn.carry);
+            match first {
+                Some(line) => {
+                    reverse(&mut carry[..line.carried]);
+                    self.send(
+                        conn,
+                        &[
+                            &part[..line.body_end],
+                            &carry[..line.carried],
+                            line.terminator,
+                            &part[line.end..last_end],
+                        ],
+                    );
+                    carry.clear();
+                }
+                None => self.send(conn, &[&part[..last_end]]),
+            }
+            conn.carry = carry;
+            match end {
+                Ok(LinesEnd::Kept { from: kept }) => {
+                    conn.carry.extend_from_slice(&part[kept..]);
+                    return;
+                }
+                Ok(LinesEnd::Stopped { at }) => {
+                    // An exit line, honoured: it is not echoed, and whatever of it was
+                    // carried goes with it.
+                    conn.carry.clear();
+                    self.exit(conn);
+                    from += at;
+                    if from == chunk.len() {
+                        return;
+                    }
+                }
+                Err(LineTooLong { max_line }) => {
+                    self.refuse_line(conn, max_line);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A line grew past `--max-line`: send the error line after the replies already due, then
+    /// end our writing side; input is discarded until the client closes.
+    fn refuse_line(&mut self, conn: &mut Conn, max_line: usize) {
+        debug!(
+            "connection {} from {}: line longer than {max_line} bytes; closing",
+            conn.id.index, conn.peer
+        );
+        let message = format!("error: line longer than {max_line} bytes\n");
+        self.send(conn, &[message.as_bytes()]);
+        conn.carry = Vec::new();
+        conn.answering = false;
+        conn.end = Some(End::Write);
+    }
+
+    /// `frame` framing: each payload is reversed and sent back with the same header.
+    fn frames(&mut self, conn: &mut Conn, chunk: &mut [u8]) {
+        let mut from = 0;
+        loop {
+            let Decoder::Frame {
+                decoder,
+                len,
+                whole,
+            } = &mut conn.decoder
+            else {
+                return;
+            };
+            let step = match decoder.decode(&chunk[from..]) {
+                Ok(step) => step,
+                Err(too_large) => {
+                    debug!(
+                        "connection {} from {}: {too_large}; closing",
+                        conn.id.index, conn.peer
+                    );
+                    conn.carry = Vec::new();
+                    conn.answering = false;
+                    conn.end = Some(End::Both);
+                    return;
+                }
+            };
+            let at = from;
+            from += step.consumed;
+            match step.event {
+                None => return,
+                Some(FrameEvent::Start { len: announced }) => {
+                    *len = announced;
+                    *whole = None;
+                    conn.carry.clear();
+                }
+                Some(FrameEvent::Payload(range)) => {
+                    let range = at + range.start..at + range.end;
+                    if conn.carry.is_empty() && range.len() == *len as usize {
+                        *whole = Some(range);
+                    } else {
+                        conn.carry.extend_from_slice(&chunk[range]);
+                    }
+                }
+                Some(FrameEvent::End { exit }) => {
+                    let header = frame_header(*len);
+                    let whole = whole.take();
+                    if exit && conn.may_exit {
+                        conn.carry.clear();
+                        self.exit(conn);
+                        continue;
+                    }
+                    match whole {
+                        Some(range) => {
+                            reverse(&mut chunk[range.clone()]);
+                            self.send(conn, &[&header, &chunk[range]]);
+                        }
+                        None => {
+                            let mut payload = std::mem::take(&mut conn.carry);
+                            reverse(&mut payload);
+                            self.send(conn, &[&header, &payload]);
+                            payload.clear();
+                            conn.carry = payload;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The client closed its writing side: answer what is left, then end ours.
+    fn eof(&mut self, conn: &mut Conn) {
+        if conn.answering {
+            match &mut conn.decoder {
+                Decoder::Plain => {}
+                Decoder::Chunk(detector) => {
+                    let eof = detector.finish();
+                    if eof.exit {
+                        self.exit(conn);
+                    } else {
+                        let mut released = [0; 8];
+                        let released = &mut released[..eof.released.len()];
+                        released.copy_from_slice(eof.released);
+                        reverse(released);
+                        self.send(conn, &[released]);
+                    }
+                }
+                Decoder::Line(framer) => match framer.finish() {
+                    Ok(None) => {}
+                    Ok(Some(last)) if last.exit && conn.may_exit => self.exit(conn),
+                    Ok(Some(last)) => {
+                        let mut carry = std::mem::take(&mut conn.carry);
+                        reverse(&mut carry[..last.len]);
+                        self.send(conn, &[&carry[..last.len]]);
+                        carry.clear();
+                        conn.carry = carry;
+                    }
+                    Err(LineTooLong { max_line }) => self.refuse_line(conn, max_line),
+                },
+                Decoder::Frame { decoder, .. } => {
+                    if let Err(incomplete) = decoder.finish() {
+                        debug!(
+                            "connection {} from {}: {incomplete}; frame dropped",
+                            conn.id.index, conn.peer
+                        );
+                    }
+                }
+            }
+        }
+        conn.answering = false;
+        conn.end.get_or_insert(End::Write);
+    }
+
+    /// An exit line from a client that may stop the server.
+    fn exit(&mut self, conn: &Conn) {
+        if !self.control.stop_requested() {
+            info!("exit from {}: stopping", conn.peer);
+        }
+        self.control
+            .request_stop(StopReason::Exit { peer: conn.peer });
+    }
+
+    /// Sends `pieces` in order: straight from where they are if nothing is pending and the
+    /// socket takes them, else (the rest) into the pending output, behind what is there.
+    fn send(&mut self, conn: &mut Conn, pieces: &[&[u8]]) {
+        if conn.broken {
+            return;
+        }
+        let total: usize = pieces.iter().map(|p| p.len()).sum();
+        if total == 0 {
+            return;
+        }
+        let mut written = 0;
+        if !conn.has_pending() {
+            let mut slices = [IoSlice::new(&[]); 4];
+            let count = pieces.len().min(slices.len());
+            for (slice, piece) in slices.iter_mut().zip(pieces) {
+                *slice = IoSlice::new(piece);
+            }
+            match conn.stream.send_vectored(&slices[..count]) {
+                Ok(n) => written = n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Err(err) => return self.fail(conn, &err),
+            }
+            self.stats.bytes_out += written as u64;
+            if written == total {
+                return;
+            }
+            self.stats.short_writes += 1;
+            // Nothing was pending: the buffer is empty and its offset can restart.
+            conn.pending.clear();
+            conn.sent = 0;
+            self.writers += 1;
+        }
+        let mut skip = written;
+        for piece in pieces {
+            let taken = skip.min(piece.len());
+            skip -= taken;
+            conn.pending.extend_from_slice(&piece[taken..]);
+        }
+        if !conn.watching_output {
+            let interest = Interest::WRITABLE | Interest::EDGE;
+            match self.poller.add(&*conn.stream, conn.id.token(), interest) {
+                Ok(()) => conn.watching_output = true,
+                Err(err) => self.fail(conn, &err),
+            }
+        }
+    }
+
+    /// Writes pending output until the socket is full or nothing is left.
+    fn flush(&mut self, conn: &mut Conn) {
+        while conn.has_pending() && !conn.broken {
+            match conn.stream.send(&conn.pending[conn.sent..]) {
+                Ok(n) => {
+                    conn.sent += n;
+                    self.stats.bytes_out += n as u64;
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
+                Err(err) => self.fail(conn, &err),
+            }
+        }
+        if !conn.broken {
+            conn.pending.clear();
+            conn.sent = 0;
+            self.writers -= 1;
+        }
+    }
+
+    /// A write failed (a reset, EPIPE): this connection is over, nobody else is affected. The
+    /// socket is shut down, so that the reader sees end of stream and stops reading it.
+    fn fail(&mut self, conn: &mut Conn, err: &io::Error) {
+        debug!(
+            "connection {} from {}: write failed: {err}",
+            conn.id.index, conn.peer
+        );
+        if conn.has_pending() {
+            self.writers -= 1;
+        }
+        conn.pending.clear();
+        conn.sent = 0;
+        conn.broken = true;
+        conn.answering = false;
+        let _ = conn.stream.shutdown_both();
+    }
+
+    fn shut_down(&mut self, conn: &mut Conn, end: End) {
+        let result = match end {
+            End::Write => conn.stream.shutdown_write(),
+            End::Both => conn.stream.shutdown_both(),
+        };
+        if let Err(err) = result {
+            debug!(
+                "connection {} from {}: shutdown failed: {err}",
+                conn.id.index, conn.peer
+            );
+        }
+    }
+
+    fn flush_stdout(&mut self) {
+        if let Some(out) = &mut self.stdout
+            && let Err(err) = out.flush()
+        {
+            warn!("cannot print received bytes to stdout any more: {err}");
+            self.stdout = None;
+        }
+    }
+}
