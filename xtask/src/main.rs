@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+mod smoke;
 mod tidy;
 
 use std::env;
@@ -17,6 +18,7 @@ usage: cargo xtask <command>
 commands:
   tidy    check the source tree's house rules (`//!` headers, `// SAFETY:` comments,
           `# Safety` docs, no `unsafe` outside crates/ring)
+  smoke   build the server and check it end to end with OpenBSD netcat (`nc -N`)
   help    print this message
 ";
 
@@ -35,6 +37,11 @@ fn main() -> ExitCode {
         "tidy" if rest.is_empty() => tidy_command(),
         "tidy" => {
             eprint!("error: `tidy` takes no arguments\n\n{USAGE}");
+            ExitCode::from(2)
+        }
+        "smoke" if rest.is_empty() => smoke::command(&project_root()),
+        "smoke" => {
+            eprint!("error: `smoke` takes no arguments\n\n{USAGE}");
             ExitCode::from(2)
         }
         other => {
