@@ -125,16 +125,7 @@ where
             };
         }
     };
-    let ring_bytes = args.ring_size.checked_mul(args.buffer_size);
-    if ring_bytes.is_none_or(|bytes| bytes > limits::MAX_RING_BYTES) {
-        return Err(UsageError(format!(
-            "error: --ring-size {} times --buffer-size {} is more than the {} GiB the ring may take (see --help)",
-            args.ring_size,
-            args.buffer_size,
-            limits::MAX_RING_BYTES >> 30
-        )));
-    }
-    Ok(Command::Run(Config {
+    let config = Config {
         port: args.port,
         bind: args.bind,
         framing: args.framing,
@@ -148,7 +139,12 @@ where
         max_pending: args.max_pending,
         idle_timeout: (args.idle_timeout > 0.0).then(|| Duration::from_secs_f64(args.idle_timeout)),
         wait: args.wait,
-    }))
+    };
+    // Each value was checked on its own above; what is left is the settings together.
+    match config.validate() {
+        Ok(()) => Ok(Command::Run(config)),
+        Err(invalid) => Err(UsageError(format!("error: {invalid} (see --help)"))),
+    }
 }
 
 /// clap's message, up to its first blank line, as one line with a pointer to `--help`.

@@ -88,6 +88,82 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Checks the values the way the command line does, so that a server built from a
+    /// `Config` made in code cannot start with settings it cannot run with.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidConfig`] naming the first bad setting and its value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut config = server::Config::new(0);
+    /// config.ring_size = 1000;
+    /// let error = config.validate().unwrap_err();
+    /// assert_eq!(error.to_string(), "ring size must be a power of two, got 1000");
+    /// ```
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let invalid = |message: String| Err(InvalidConfig(message));
+        if !self.ring_size.is_power_of_two() {
+            return invalid(format!(
+                "ring size must be a power of two, got {}",
+                self.ring_size
+            ));
+        }
+        if self.ring_size > limits::MAX_RING_SIZE {
+            return invalid(format!(
+                "ring size must be at most {}, got {}",
+                limits::MAX_RING_SIZE,
+                self.ring_size
+            ));
+        }
+        if !(1..=limits::MAX_BUFFER_SIZE).contains(&self.buffer_size) {
+            return invalid(format!(
+                "buffer size must be between 1 and {}, got {}",
+                limits::MAX_BUFFER_SIZE,
+                self.buffer_size
+            ));
+        }
+        let ring_bytes = self.ring_size.checked_mul(self.buffer_size);
+        if ring_bytes.is_none_or(|bytes| bytes > limits::MAX_RING_BYTES) {
+            return invalid(format!(
+                "ring size {} times buffer size {} is more than the {} GiB the ring may take",
+                self.ring_size,
+                self.buffer_size,
+                limits::MAX_RING_BYTES >> 30
+            ));
+        }
+        if self.max_line == 0 {
+            return invalid("max line must be at least 1, got 0".to_owned());
+        }
+        if !(1..=limits::MAX_CONNECTIONS).contains(&self.max_connections) {
+            return invalid(format!(
+                "max connections must be between 1 and {}, got {}",
+                limits::MAX_CONNECTIONS,
+                self.max_connections
+            ));
+        }
+        if self.max_pending == 0 {
+            return invalid("max pending must be at least 1, got 0".to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// A [`Config`] value the server cannot run with; the message names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidConfig(pub String);
+
+impl fmt::Display for InvalidConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidConfig {}
+
 /// Who may stop the server with an exit line (`--exit`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum ExitPolicy {

@@ -43,7 +43,7 @@ mod reader;
 mod slot;
 mod worker;
 
-pub use config::{Config, ExitPolicy, WaitMode};
+pub use config::{Config, ExitPolicy, InvalidConfig, WaitMode};
 pub use control::{StopHandle, StopReason};
 
 use control::Control;
@@ -72,24 +72,40 @@ pub struct Server {
     signals: Option<UnixStream>,
 }
 
-/// A listening address that could not be bound.
+/// Why [`Server::bind`] failed.
 #[derive(Debug)]
-pub struct BindError {
-    /// The address.
-    pub addr: SocketAddr,
-    /// Why.
-    pub source: io::Error,
+pub enum BindError {
+    /// A setting the server cannot run with.
+    Config(InvalidConfig),
+    /// A listening address that could not be bound.
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+    /// A descriptor the server needs could not be made.
+    Setup(io::Error),
 }
 
 impl fmt::Display for BindError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cannot listen on {}: {}", self.addr, plain(&self.source))
+        match self {
+            Self::Config(invalid) => write!(f, "invalid configuration: {invalid}"),
+            Self::Listen { addr, source } => {
+                write!(f, "cannot listen on {addr}: {}", plain(source))
+            }
+            Self::Setup(source) => write!(f, "cannot set up the server: {}", plain(source)),
+        }
     }
 }
 
 impl std::error::Error for BindError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
+        match self {
+            Self::Config(invalid) => Some(invalid),
+            Self::Listen { source, .. } | Self::Setup(source) => Some(source),
+        }
     }
 }
 
@@ -123,6 +139,9 @@ pub struct Summary {
     pub bytes_out: u64,
     /// Replies a socket did not take whole: the rest waited in pending output for EPOLLOUT.
     pub short_writes: u64,
+    /// Connections that had not taken all their replies when the stop's grace period (5 s)
+    /// ran out.
+    pub left_pending: u64,
     /// How long it ran.
     pub elapsed: Duration,
 }
@@ -134,7 +153,7 @@ impl fmt::Display for Summary {
         }
         write!(
             f,
-            "{} connections ({} rejected, {} shed), {} ring events, {} bytes in, {} bytes out, {} short writes, ran {:.3} s",
+            "{} connections ({} rejected, {} shed), {} ring events, {} bytes in, {} bytes out, {} short writes, {} left with pending output, ran {:.3} s",
             self.connections,
             self.rejected,
             self.shed,
@@ -142,6 +161,7 @@ impl fmt::Display for Summary {
             self.bytes_in,
             self.bytes_out,
             self.short_writes,
+            self.left_pending,
             self.elapsed.as_secs_f64()
         )
     }
@@ -157,9 +177,10 @@ impl Server {
     ///
     /// # Errors
     ///
-    /// [`BindError`] naming the address that could not be bound; also for the eventfd the
-    /// reader needs.
+    /// [`BindError`]: a setting [`Config::validate`] refuses, an address that could not be
+    /// bound, or the eventfd the reader needs.
     pub fn bind(config: Config) -> Result<Self, BindError> {
+        config.validate().map_err(BindError::Config)?;
         let mut listeners = Vec::new();
         let mut local_addrs = Vec::new();
         let mut port = config.port;
@@ -184,13 +205,10 @@ impl Server {
                         plain(&source)
                     );
                 }
-                Err(source) => return Err(BindError { addr, source }),
+                Err(source) => return Err(BindError::Listen { addr, source }),
             }
         }
-        let waker = Waker::new().map_err(|source| BindError {
-            addr: local_addrs[0],
-            source,
-        })?;
+        let waker = Waker::new().map_err(BindError::Setup)?;
         Ok(Self {
             config,
             listeners,
@@ -322,6 +340,7 @@ impl Server {
             bytes_in: read.bytes_in,
             bytes_out: worked.bytes_out,
             short_writes: worked.short_writes,
+            left_pending: worked.left_pending,
             elapsed: started.elapsed(),
         })
     }

@@ -23,9 +23,8 @@ use std::time::{Duration, Instant};
 
 /// Reads one connection gets per round before the next ready connection's turn.
 const READ_BUDGET: usize = 16;
-/// On stop, the most bytes read from one connection: "what it already sent", even if it
-/// goes on sending.
-const DRAIN_LIMIT: usize = 4 << 20;
+/// On stop, the bytes read from a connection whose receive buffer size cannot be read.
+const DRAIN_FALLBACK: usize = 4 << 20;
 /// How long to wait before retrying `accept` after it failed for lack of kernel memory.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// The least time between two warnings about rejected connections.
@@ -456,13 +455,20 @@ impl Reader {
         for listener in self.listeners.drain(..) {
             let _ = self.poller.delete(&listener);
         }
-        let reads_per_conn = DRAIN_LIMIT.div_ceil(self.buffer_size).max(1);
         for index in 0..self.table.entries.len() as u32 {
-            let mut reads_left = reads_per_conn;
+            // "What it already sent" is at most what its receive buffer holds: reading that
+            // much (and one buffer more) takes all of it, and a client that goes on sending
+            // cannot keep the stop waiting.
+            let Some(stream) = self.table.by_index(index).and_then(|c| c.stream.as_ref()) else {
+                continue;
+            };
+            let buffered = stream.recv_buffer_size().unwrap_or(DRAIN_FALLBACK);
+            let mut reads_left = buffered.div_ceil(self.buffer_size) + 1;
             while reads_left > 0 {
                 let budget = reads_left.min(READ_BUDGET);
                 match self.serve(index, budget) {
-                    Served::Drained | Served::WorkerGone => break,
+                    Served::Drained => break,
+                    Served::WorkerGone => return,
                     Served::Budget => reads_left -= budget,
                     Served::RingFull => {
                         // Waits with the ring's strategy for the worker to release a slot;

@@ -40,6 +40,8 @@ pub(crate) struct WorkerStats {
     pub(crate) bytes_out: u64,
     /// Replies the socket did not take whole, whose rest went to pending output.
     pub(crate) short_writes: u64,
+    /// Connections that still had output pending when the stop's grace period ran out.
+    pub(crate) left_pending: u64,
 }
 
 /// How a connection's framing state is kept.
@@ -112,6 +114,18 @@ impl Conn {
     }
 }
 
+/// Tells the reader to stop if the worker thread unwinds, so that it does not sleep on in
+/// `epoll_wait` with nobody consuming the ring.
+struct StopOnPanic(Arc<Control>);
+
+impl Drop for StopOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.request_stop(StopReason::WorkerGone);
+        }
+    }
+}
+
 pub(crate) struct Worker {
     consumer: Consumer<Slot>,
     core: Core,
@@ -178,6 +192,7 @@ impl Worker {
     /// Runs until the reader is gone and every event is handled, then gives clients
     /// [`STOP_GRACE`] to take their pending output and closes every connection.
     pub(crate) fn run(mut self) -> io::Result<WorkerStats> {
+        let _guard = StopOnPanic(Arc::clone(&self.core.ctx.control));
         let mut events = Events::with_capacity(256);
         let mut idle: u32 = 0;
         loop {
@@ -261,7 +276,7 @@ impl Core {
             }
             Kind::Reset => {
                 // The client is gone: nothing more can be delivered.
-                conn.broken = true;
+                self.ctx.abandon(conn);
                 conn.last_event_seen = true;
             }
         }
@@ -280,31 +295,37 @@ impl Core {
         if conn.has_pending() && !conn.broken {
             return;
         }
-        if let Some(end) = conn.end.take()
-            && !conn.broken
-        {
-            self.ctx.shut_down(conn, end);
-        }
         if !conn.last_event_seen {
+            // The reader still reads: end our side now if that is due (the FIN after an
+            // oversize line, the close after an oversize frame).
+            if let Some(end) = conn.end.take()
+                && !conn.broken
+            {
+                self.ctx.shut_down(conn, end);
+            }
             return;
         }
-        let Some(conn) = slot.take() else {
+        let Some(mut conn) = slot.take() else {
             return;
         };
-        if conn.has_pending() {
-            self.ctx.writers -= 1;
-        }
         if conn.watching_output {
             let _ = self.ctx.poller.delete(&*conn.stream);
         }
-        debug!("connection {index} from {} closed", conn.peer);
-        // The done ring holds one entry per connection there can be, so it is never full; it
-        // is disconnected once the reader has stopped, and then nobody needs the notice.
+        // The notice goes first, so that by the time the client sees our FIN the reader has
+        // been told the index is free. The done ring holds one entry per connection there can
+        // be, so it is never full; it is disconnected once the reader has stopped, and then
+        // nobody needs the notice.
         let pushed = self.ctx.done.try_push(conn.id.index);
         debug_assert!(
             !matches!(pushed, Err(ring::TryPushError::Full(_))),
             "done ring full"
         );
+        if let Some(end) = conn.end.take()
+            && !conn.broken
+        {
+            self.ctx.shut_down(&mut conn, end);
+        }
+        debug!("connection {index} from {} closed", conn.peer);
         // Dropping `conn` drops the worker's share of the socket; the reader has dropped its
         // own already, so this closes it.
     }
@@ -334,9 +355,16 @@ impl Core {
         Ok(())
     }
 
-    /// The stop: clients get [`STOP_GRACE`] to take their pending output, then every
-    /// connection is shut down and closed.
+    /// The stop: the end of the ring is the end of every stream, so each connection's held
+    /// bytes and unfinished line are answered as at end of stream. Clients then get
+    /// [`STOP_GRACE`] to take their pending output; then every connection is shut down and
+    /// closed.
     fn close_all(&mut self, events: &mut Events) -> io::Result<()> {
+        for conn in self.conns.iter_mut().flatten() {
+            if !conn.last_event_seen {
+                self.ctx.eof(conn);
+            }
+        }
         let deadline = Instant::now() + STOP_GRACE;
         while self.ctx.writers > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -345,13 +373,25 @@ impl Core {
                     "{} connection(s) did not take their replies within {STOP_GRACE:?}",
                     self.ctx.writers
                 );
+                self.ctx.stats.left_pending = self.ctx.writers as u64;
                 break;
             }
             self.poll(events, Some(left))?;
         }
+        let mut scratch = [0; 4096];
         for conn in self.conns.iter_mut().filter_map(Option::take) {
             if !conn.broken {
                 let _ = conn.stream.shutdown_write();
+            }
+            // Closing a socket with unread input resets the connection, and a reset makes
+            // the client's kernel drop replies it has not handed over yet. Input that came
+            // after the stop is not answered; it is read and dropped so that the close is a
+            // FIN.
+            for _ in 0..64 {
+                match conn.stream.read(&mut scratch) {
+                    Ok(n) if n > 0 => continue,
+                    _ => break,
+                }
             }
         }
         self.ctx.flush_stdout();
@@ -661,7 +701,10 @@ impl Ctx {
         }
         let mut written = 0;
         if !conn.has_pending() {
+            // Callers pass at most four pieces; any beyond would go to pending output below,
+            // as if the socket had not taken them: correct, only slower.
             let mut slices = [IoSlice::new(&[]); 4];
+            debug_assert!(pieces.len() <= slices.len());
             let count = pieces.len().min(slices.len());
             for (slice, piece) in slices.iter_mut().zip(pieces) {
                 *slice = IoSlice::new(piece);
@@ -679,40 +722,39 @@ impl Ctx {
             // Nothing was pending: the buffer is empty and its offset can restart.
             conn.pending.clear();
             conn.sent = 0;
-            self.writers += 1;
         }
+        let was_pending = conn.has_pending();
         let mut skip = written;
         for piece in pieces {
             let taken = skip.min(piece.len());
             skip -= taken;
             conn.pending.extend_from_slice(&piece[taken..]);
         }
-        if !conn.watching_output {
-            let interest = Interest::WRITABLE | Interest::EDGE;
-            match self.poller.add(&*conn.stream, conn.id.token(), interest) {
-                Ok(()) => conn.watching_output = true,
-                Err(err) => self.fail(conn, &err),
-            }
+        if !was_pending {
+            self.output_pending(conn);
         }
     }
 
     /// Writes pending output until the socket is full or nothing is left.
     fn flush(&mut self, conn: &mut Conn) {
-        while conn.has_pending() && !conn.broken {
+        // Edge-triggered EPOLLOUT also comes when nothing is pending (the registration stays
+        // while the connection lives): then there is nothing to do, and nothing to count.
+        if !conn.has_pending() || conn.broken {
+            return;
+        }
+        while conn.has_pending() {
             match conn.stream.send(&conn.pending[conn.sent..]) {
                 Ok(n) => {
                     conn.sent += n;
                     self.stats.bytes_out += n as u64;
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
-                Err(err) => self.fail(conn, &err),
+                Err(err) => return self.fail(conn, &err),
             }
         }
-        if !conn.broken {
-            conn.pending.clear();
-            conn.sent = 0;
-            self.writers -= 1;
-        }
+        conn.pending.clear();
+        conn.sent = 0;
+        self.output_done(conn);
     }
 
     /// A write failed (a reset, EPIPE): this connection is over, nobody else is affected. The
@@ -722,14 +764,40 @@ impl Ctx {
             "connection {} from {}: write failed: {err}",
             conn.id.index, conn.peer
         );
+        self.abandon(conn);
+        let _ = conn.stream.shutdown_both();
+    }
+
+    /// Nothing more can be delivered to this connection: its pending output is dropped and
+    /// nothing more is answered or sent.
+    fn abandon(&mut self, conn: &mut Conn) {
         if conn.has_pending() {
-            self.writers -= 1;
+            self.output_done(conn);
         }
         conn.pending.clear();
         conn.sent = 0;
         conn.broken = true;
         conn.answering = false;
-        let _ = conn.stream.shutdown_both();
+    }
+
+    /// A connection's pending output became non-empty: count it and ask for EPOLLOUT.
+    fn output_pending(&mut self, conn: &mut Conn) {
+        self.writers += 1;
+        let interest = Interest::WRITABLE | Interest::EDGE;
+        match self.poller.add(&*conn.stream, conn.id.token(), interest) {
+            Ok(()) => conn.watching_output = true,
+            Err(err) => self.fail(conn, &err),
+        }
+    }
+
+    /// A connection's pending output is gone (written or dropped): stop counting it and stop
+    /// watching for EPOLLOUT, which would otherwise wake the worker on every acknowledgement.
+    fn output_done(&mut self, conn: &mut Conn) {
+        debug_assert!(self.writers > 0, "writers miscounted");
+        self.writers = self.writers.saturating_sub(1);
+        if std::mem::take(&mut conn.watching_output) {
+            let _ = self.poller.delete(&*conn.stream);
+        }
     }
 
     fn shut_down(&mut self, conn: &mut Conn, end: End) {

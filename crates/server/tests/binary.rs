@@ -226,7 +226,8 @@ fn idle_ticks(wait: &str, window: Duration) -> u64 {
 #[test]
 fn an_idle_server_uses_no_cpu_unless_told_to_spin() {
     let window = Duration::from_millis(600);
-    // Clock ticks are 10 ms: 600 ms of spinning is about 60.
+    // Clock ticks are 10 ms: 600 ms of spinning is about 60, or a third of that when the
+    // machine's two cores are shared with two other busy processes.
     let blocked = idle_ticks("block", window);
     assert!(
         blocked <= 3,
@@ -234,7 +235,7 @@ fn an_idle_server_uses_no_cpu_unless_told_to_spin() {
     );
     let spun = idle_ticks("spin", window);
     assert!(
-        spun >= 20,
+        spun >= 10,
         "--wait spin used only {spun} ticks: is the check measuring?"
     );
 }

@@ -340,3 +340,95 @@ fn everything_other_clients_sent_before_the_exit_is_answered() {
     }
     assert!(stopped_by_exit(&server.finished()));
 }
+
+#[test]
+fn exit_as_the_first_carried_line_of_a_read_then_more_lines() {
+    for buffer_size in 1..=9 {
+        for (input, expected) in [
+            (&b"ab\nexit\r\ncd\n"[..], &b"ba\ndc\n"[..]),
+            (b"exit\nxy\n", b"yx\n"),
+            (b"ab\nexit\n", b"ba\n"),
+        ] {
+            let server = with(Framing::Line, |c| c.buffer_size = buffer_size);
+            assert_eq!(
+                exchange(server.addr(), input),
+                expected,
+                "{input:?} buffer size {buffer_size}"
+            );
+            assert!(stopped_by_exit(&server.finished()));
+        }
+    }
+}
+
+#[test]
+fn frames_split_at_every_byte_by_the_server_come_back_whole() {
+    let payloads: [&[u8]; 6] = [b"", b"abcd", b"", b"exix", b"exit", b"0123456789abcdef"];
+    let mut request = Vec::new();
+    let mut expected = Vec::new();
+    for payload in payloads {
+        request.extend_from_slice(&frame_header(payload.len() as u32));
+        request.extend_from_slice(payload);
+        expected.extend_from_slice(&frame_header(payload.len() as u32));
+        expected.extend(payload.iter().rev());
+    }
+    for buffer_size in 1..=9 {
+        // With `--exit off` the `exit` frame is data too.
+        let server = with(Framing::Frame, |c| {
+            c.buffer_size = buffer_size;
+            c.exit = ExitPolicy::Off;
+        });
+        assert_eq!(
+            exchange(server.addr(), &request),
+            expected,
+            "buffer size {buffer_size}"
+        );
+        server.stop();
+    }
+}
+
+/// At exactly `--max-line` body bytes a `\r` may follow (it may be the terminator's), split
+/// anywhere; any other byte is one too many.
+#[test]
+fn the_max_line_boundary_allows_a_carried_cr() {
+    for buffer_size in 1..=6 {
+        let server = with(Framing::Line, |c| {
+            c.max_line = 3;
+            c.buffer_size = buffer_size;
+        });
+        assert_eq!(exchange(server.addr(), b"abc\r\nxyz\n"), b"cba\r\nzyx\n");
+        assert_eq!(
+            exchange(server.addr(), b"abc\rd\n"),
+            b"error: line longer than 3 bytes\n"
+        );
+        server.stop();
+    }
+}
+
+#[test]
+fn chunk_framing_exit_split_after_data_on_the_line_before() {
+    let server = with(Framing::Chunk, |_| {});
+    let mut client = connect(server.addr());
+    send_pieces(&mut client, &[b"ab\nex", b"it", b"\r\n"]);
+    client.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_to_end(&mut client), b"\nba");
+    assert!(stopped_by_exit(&server.finished()));
+}
+
+/// The stop ends every stream: bytes held back as a possible exit line, and an unfinished
+/// line, were received and are answered as at end of stream.
+#[test]
+fn at_a_stop_held_bytes_and_unfinished_lines_are_answered() {
+    for (framing, sent, first, last) in [
+        (Framing::Chunk, &b"hello\ne"[..], &b"\nolleh"[..], &b"e"[..]),
+        (Framing::Line, b"hello\nwor", b"olleh\n", b"row"),
+    ] {
+        let server = with(framing, |_| {});
+        let mut client = connect(server.addr());
+        client.write_all(sent).unwrap();
+        assert_eq!(read_n(&mut client, first.len()), first);
+        let mut stopper = connect(server.addr());
+        stopper.write_all(b"exit\n").unwrap();
+        assert_eq!(read_to_end(&mut client), last, "{framing:?}");
+        assert!(stopped_by_exit(&server.finished()));
+    }
+}
