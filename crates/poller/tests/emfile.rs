@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{MAX_ROUNDS, PATIENCE, connect, ipv4_loopback, wait_for};
+use common::{MAX_ROUNDS, PATIENCE, connect, ipv4_loopback, wait_for, watched};
 use poller::{Drained, Event, Events, Interest, Listener, Poller, Stream, Token};
 use rustix::process::{Pid, Resource, Rlimit, Signal, getrlimit, kill_process, setrlimit};
 use std::fs::{self, File};
@@ -72,11 +72,7 @@ fn emfile_child() {
     }
     let mut listener = Listener::bind(ipv4_loopback()).unwrap();
     let server_addr = listener.local_addr().unwrap();
-    let poller = Poller::new().unwrap();
-    poller
-        .add(&listener, LISTENER, Interest::READABLE | Interest::EDGE)
-        .unwrap();
-    let mut events = Events::with_capacity(8);
+    let (poller, mut events) = watched(&listener, LISTENER, Interest::READABLE | Interest::EDGE);
     let mut queued: Vec<_> = (0..QUEUED_CLIENTS).map(|_| connect(server_addr)).collect();
 
     let (ballast, limit) = use_up_descriptors();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{PATIENCE, QUIET, connected_pair, ipv4_loopback, wait_for};
+use common::{PATIENCE, QUIET, connected_pair, ipv4_loopback, wait_for, watched};
 use poller::{Event, Events, Interest, Poller, Token, Waker};
 use std::io::{self, Write};
 use std::sync::{Arc, mpsc};
@@ -19,11 +19,7 @@ fn tokens(events: &Events) -> Vec<Token> {
 #[test]
 fn edge_triggered_readiness_is_reported_once_per_edge() {
     let (stream, mut client) = connected_pair(ipv4_loopback());
-    let poller = Poller::new().unwrap();
-    poller
-        .add(&stream, CONNECTION, Interest::READABLE | Interest::EDGE)
-        .unwrap();
-    let mut events = Events::with_capacity(8);
+    let (poller, mut events) = watched(&stream, CONNECTION, Interest::READABLE | Interest::EDGE);
 
     client.write_all(b"first").unwrap();
     assert_eq!(poller.wait(&mut events, Some(PATIENCE)).unwrap(), 1);

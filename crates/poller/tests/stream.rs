@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{MAX_ROUNDS, PATIENCE, connected_pair, ipv4_loopback, ipv6_loopback, wait_for};
+use common::{
+    MAX_ROUNDS, PATIENCE, connected_pair, ipv4_loopback, ipv6_loopback, wait_for, watched,
+};
 use poller::{Event, Events, IOV_MAX, Interest, Poller, Stream, Token};
 use rustix::fd::OwnedFd;
 use rustix::net::sockopt;
@@ -22,10 +24,8 @@ fn check_data_with_fin_is_read(
     close: impl FnOnce(TcpStream) -> Option<TcpStream>,
 ) {
     let (stream, mut client) = connected_pair(addr);
-    let poller = Poller::new().unwrap();
     let interest = Interest::READABLE | Interest::READ_CLOSED | Interest::EDGE;
-    poller.add(&stream, CONNECTION, interest).unwrap();
-    let mut events = Events::with_capacity(8);
+    let (poller, mut events) = watched(&stream, CONNECTION, interest);
 
     client.write_all(b"hello\n").unwrap();
     let _still_open = close(client);
@@ -97,11 +97,7 @@ fn shutdown_write_ends_the_peers_stream_after_the_data() {
 #[test]
 fn shutdown_both_wakes_an_edge_triggered_reader_with_end_of_stream() {
     let (stream, mut client) = connected_pair(ipv4_loopback());
-    let poller = Poller::new().unwrap();
-    poller
-        .add(&stream, CONNECTION, Interest::READABLE | Interest::EDGE)
-        .unwrap();
-    let mut events = Events::with_capacity(8);
+    let (poller, mut events) = watched(&stream, CONNECTION, Interest::READABLE | Interest::EDGE);
     // The reader has drained the socket and waits for the next edge.
     assert_eq!(
         stream.read(&mut [0; 8]).unwrap_err().kind(),

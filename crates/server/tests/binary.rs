@@ -112,6 +112,45 @@ fn it_listens_on_both_loopbacks_with_one_port_and_stops_on_sigterm() {
 }
 
 #[test]
+fn explicit_bind_addresses_share_the_port_picked_for_the_first() {
+    let ipv6 = TcpListener::bind("[::1]:0").is_ok();
+    let args: &[&str] = if ipv6 {
+        &["-q", "--bind", "127.0.0.1", "--bind", "::1", "0"]
+    } else {
+        &["-q", "--bind", "127.0.0.1", "0"]
+    };
+    let mut server = Binary::spawn(args);
+    let v4 = server.listening();
+    if ipv6 {
+        let v6_line = format!("listening on [::1]:{}", v4.port());
+        server.wait_for_line(|l| l == v6_line);
+    }
+    signal(&server, Signal::TERM);
+    let (status, lines, _) = server.wait();
+    assert_eq!(status.code(), Some(0), "{lines:?}");
+}
+
+/// A misbehaving client is closed with a log line; connection events are `debug`.
+#[test]
+fn connection_events_and_misbehaving_clients_are_logged() {
+    let mut server = Binary::spawn_logging(&["-q", "--max-line", "4", "0"], "debug");
+    let addr = server.listening();
+    let mut client = connect(addr);
+    client.write_all(b"toolong\n").unwrap();
+    assert_eq!(
+        read_to_end(&mut client),
+        b"error: line longer than 4 bytes\n"
+    );
+    drop(client);
+    server.wait_for_line(|l| l.contains("DEBUG") && l.contains("line longer than 4 bytes"));
+    server.wait_for_line(|l| l.contains("DEBUG") && l.contains("opened"));
+    server.wait_for_line(|l| l.contains("DEBUG") && l.contains("closed"));
+    signal(&server, Signal::TERM);
+    let (status, lines, _) = server.wait();
+    assert_eq!(status.code(), Some(0), "{lines:?}");
+}
+
+#[test]
 fn sigint_stops_it_gracefully_too() {
     let mut server = Binary::spawn(&["--quiet", "0"]);
     let addr = server.listening();

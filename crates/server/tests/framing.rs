@@ -128,46 +128,54 @@ fn chunk_framing_reverses_each_read_and_holds_back_a_possible_exit() {
     server.stop();
 }
 
+/// Frames with these payloads, one after the other.
+fn frames(payloads: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for payload in payloads {
+        out.extend_from_slice(&frame_header(payload.len() as u32));
+        out.extend_from_slice(payload);
+    }
+    out
+}
+
+/// What `frame` framing answers to [`frames`]`(payloads)`.
+fn reversed_frames(payloads: &[&[u8]]) -> Vec<u8> {
+    let reversed: Vec<Vec<u8>> = payloads
+        .iter()
+        .map(|p| p.iter().rev().copied().collect())
+        .collect();
+    frames(&reversed.iter().map(Vec::as_slice).collect::<Vec<_>>())
+}
+
 #[test]
 fn frames_come_back_with_the_payload_reversed() {
     let server = with(Framing::Frame, |c| c.buffer_size = 5);
-    let mut request = Vec::new();
-    let mut expected = Vec::new();
-    for payload in [&b"hello"[..], b"", b"exiting", b"x", &[7u8; 300]] {
-        request.extend_from_slice(&frame_header(payload.len() as u32));
-        request.extend_from_slice(payload);
-        expected.extend_from_slice(&frame_header(payload.len() as u32));
-        expected.extend(payload.iter().rev());
-    }
-    assert_eq!(exchange(server.addr(), &request), expected);
+    let payloads = [&b"hello"[..], b"", b"exiting", b"x", &[7u8; 300]];
+    assert_eq!(
+        exchange(server.addr(), &frames(&payloads)),
+        reversed_frames(&payloads)
+    );
     server.stop();
 }
 
 #[test]
 fn frames_in_one_read_are_reversed_in_place() {
     let server = with(Framing::Frame, |_| {});
-    let mut request = frame_header(3).to_vec();
-    request.extend_from_slice(b"abc");
-    request.extend_from_slice(&frame_header(2));
-    request.extend_from_slice(b"de");
-    let mut expected = frame_header(3).to_vec();
-    expected.extend_from_slice(b"cba");
-    expected.extend_from_slice(&frame_header(2));
-    expected.extend_from_slice(b"ed");
-    assert_eq!(exchange(server.addr(), &request), expected);
+    let payloads = [&b"abc"[..], b"de"];
+    assert_eq!(
+        exchange(server.addr(), &frames(&payloads)),
+        reversed_frames(&payloads)
+    );
     server.stop();
 }
 
 #[test]
 fn an_incomplete_frame_at_end_of_stream_is_dropped_and_the_connection_closed() {
     let server = with(Framing::Frame, |_| {});
-    let mut request = frame_header(2).to_vec();
-    request.extend_from_slice(b"ok");
+    let mut request = frames(&[b"ok"]);
     request.extend_from_slice(&frame_header(10));
     request.extend_from_slice(b"short");
-    let mut expected = frame_header(2).to_vec();
-    expected.extend_from_slice(b"ko");
-    assert_eq!(exchange(server.addr(), &request), expected);
+    assert_eq!(exchange(server.addr(), &request), reversed_frames(&[b"ok"]));
     assert_eq!(exchange(server.addr(), &[0, 0]), b"");
     server.stop();
 }
@@ -176,22 +184,12 @@ fn an_incomplete_frame_at_end_of_stream_is_dropped_and_the_connection_closed() {
 fn an_oversize_frame_closes_that_connection_only_after_the_replies_due() {
     let server = with(Framing::Frame, |c| c.max_frame = 8);
     let mut bystander = connect(server.addr());
-    let mut request = frame_header(3).to_vec();
-    request.extend_from_slice(b"abc");
-    request.extend_from_slice(&frame_header(9));
-    request.extend_from_slice(b"123456789");
     let mut client = connect(server.addr());
-    client.write_all(&request).unwrap();
-    let mut expected = frame_header(3).to_vec();
-    expected.extend_from_slice(b"cba");
-    assert_eq!(read_to_end(&mut client), expected);
+    client.write_all(&frames(&[b"abc", b"123456789"])).unwrap();
+    assert_eq!(read_to_end(&mut client), reversed_frames(&[b"abc"]));
 
-    let mut frame = frame_header(8).to_vec();
-    frame.extend_from_slice(b"12345678");
-    bystander.write_all(&frame).unwrap();
-    let mut expected = frame_header(8).to_vec();
-    expected.extend_from_slice(b"87654321");
-    assert_eq!(read_n(&mut bystander, 12), expected);
+    bystander.write_all(&frames(&[b"12345678"])).unwrap();
+    assert_eq!(read_n(&mut bystander, 12), reversed_frames(&[b"12345678"]));
     server.stop();
 }
 
@@ -276,13 +274,8 @@ fn exit_then_end_of_stream_stops_the_server() {
 #[test]
 fn exit_frame_stops_the_server() {
     let server = with(Framing::Frame, |_| {});
-    let mut request = frame_header(2).to_vec();
-    request.extend_from_slice(b"hi");
-    request.extend_from_slice(&frame_header(4));
-    request.extend_from_slice(b"exit");
-    let mut expected = frame_header(2).to_vec();
-    expected.extend_from_slice(b"ih");
-    assert_eq!(exchange(server.addr(), &request), expected);
+    let request = frames(&[b"hi", b"exit"]);
+    assert_eq!(exchange(server.addr(), &request), reversed_frames(&[b"hi"]));
     assert!(stopped_by_exit(&server.finished()));
 }
 
@@ -363,14 +356,7 @@ fn exit_as_the_first_carried_line_of_a_read_then_more_lines() {
 #[test]
 fn frames_split_at_every_byte_by_the_server_come_back_whole() {
     let payloads: [&[u8]; 6] = [b"", b"abcd", b"", b"exix", b"exit", b"0123456789abcdef"];
-    let mut request = Vec::new();
-    let mut expected = Vec::new();
-    for payload in payloads {
-        request.extend_from_slice(&frame_header(payload.len() as u32));
-        request.extend_from_slice(payload);
-        expected.extend_from_slice(&frame_header(payload.len() as u32));
-        expected.extend(payload.iter().rev());
-    }
+    let (request, expected) = (frames(&payloads), reversed_frames(&payloads));
     for buffer_size in 1..=9 {
         // With `--exit off` the `exit` frame is data too.
         let server = with(Framing::Frame, |c| {

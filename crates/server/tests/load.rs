@@ -78,11 +78,17 @@ fn a_tiny_ring_full_all_the_time_loses_nothing() {
     config.ring_size = 2;
     config.buffer_size = 16;
     let server = Running::start(config);
-    let clients: Vec<_> = (0..16)
+    all_at_once(server.addr(), 16, |n| tagged_lines(n, 300, 30 + n));
+    server.stop();
+}
+
+/// Runs `clients` clients at once, client `n` sending `input(n)` while it reads the replies
+/// (so neither side waits for the other), then half-closing; checks each one's replies.
+fn all_at_once(addr: SocketAddr, clients: usize, input: impl Fn(usize) -> Vec<u8>) {
+    let clients: Vec<_> = (0..clients)
         .map(|n| {
-            let addr = server.addr();
+            let input = input(n);
             thread::spawn(move || {
-                let input = tagged_lines(n, 300, 30 + n);
                 let mut client = connect(addr);
                 let mut writer = client.try_clone().unwrap();
                 let sent = input.clone();
@@ -99,7 +105,6 @@ fn a_tiny_ring_full_all_the_time_loses_nothing() {
     for client in clients {
         client.join().unwrap();
     }
-    server.stop();
 }
 
 /// Ends a connection with a reset (RST) instead of a FIN.
@@ -227,27 +232,7 @@ fn every_wait_mode_serves_a_full_ring_correctly() {
         config.ring_size = 4;
         config.buffer_size = 8;
         let server = Running::start(config);
-        let clients: Vec<_> = (0..4)
-            .map(|n| {
-                let addr = server.addr();
-                thread::spawn(move || {
-                    let input = tagged_lines(n, 200, 40);
-                    let mut client = connect(addr);
-                    let mut writer = client.try_clone().unwrap();
-                    let sent = input.clone();
-                    let sending = thread::spawn(move || {
-                        writer.write_all(&sent).unwrap();
-                        writer.shutdown(Shutdown::Write).unwrap();
-                    });
-                    let reply = read_to_end(&mut client);
-                    sending.join().unwrap();
-                    assert_eq!(reply, reversed_lines(&input), "{wait:?} client {n}");
-                })
-            })
-            .collect();
-        for client in clients {
-            client.join().unwrap();
-        }
+        all_at_once(server.addr(), 4, |n| tagged_lines(n, 200, 40));
         server.stop();
     }
 }

@@ -48,6 +48,13 @@ pub(crate) fn assert_nonblocking(fd: impl AsFd, what: &str) {
     assert!(flags.contains(OFlags::NONBLOCK), "{what} is blocking");
 }
 
+/// A poller watching `fd` as `token` with `interest`, and an events list for it.
+pub(crate) fn watched(fd: impl AsFd, token: Token, interest: Interest) -> (Poller, Events) {
+    let poller = Poller::new().expect("poller");
+    poller.add(fd, token, interest).expect("register");
+    (poller, Events::with_capacity(8))
+}
+
 /// Waits until an event for `token` satisfies `wanted` and returns it. Bounded by [`PATIENCE`]
 /// and [`MAX_ROUNDS`]; panics if it does not come.
 pub(crate) fn wait_for(

@@ -134,9 +134,14 @@ pub(crate) struct Binary {
 
 impl Binary {
     pub(crate) fn spawn(args: &[&str]) -> Self {
+        Self::spawn_logging(args, "info")
+    }
+
+    /// As [`spawn`](Self::spawn), with `RUST_LOG` set to `log`.
+    pub(crate) fn spawn_logging(args: &[&str], log: &str) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
             .args(args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", log)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
