@@ -262,11 +262,7 @@ fn check(capacity: usize, ops: &[Op]) -> Result<(), TestCaseError> {
                 ensure_eq!(batch.sequence(), model.released(), "{context}");
 
                 let expected: Vec<u32> = model.events.iter().take(len).copied().collect();
-                ensure_eq!(
-                    batch.iter().copied().collect::<Vec<_>>(),
-                    expected,
-                    "{context}"
-                );
+                ensure_eq!(common::values(&batch), expected, "{context}");
                 for (i, &value) in expected.iter().enumerate() {
                     ensure_eq!(batch[i], value, "{context}: batch[{i}]");
                 }
@@ -286,7 +282,7 @@ fn check(capacity: usize, ops: &[Op]) -> Result<(), TestCaseError> {
                         *model.slot(released + i as u64) = model.events[i];
                     }
                     let rewritten: Vec<u32> = model.events.iter().take(len).copied().collect();
-                    ensure_eq!(batch.iter().copied().collect::<Vec<_>>(), rewritten);
+                    ensure_eq!(common::values(&batch), rewritten);
                 }
                 let released = match end {
                     End::All => {
@@ -731,15 +727,7 @@ fn zero_sized_claims_and_reads() {
     batch.release();
     assert!(consumer.read_up_to(0).unwrap().is_empty());
     assert_eq!(producer.free_slots(), 0);
-    assert_eq!(
-        consumer
-            .try_read()
-            .unwrap()
-            .iter()
-            .copied()
-            .collect::<Vec<_>>(),
-        [1, 2]
-    );
+    assert_eq!(common::values(&consumer.try_read().unwrap()), [1, 2]);
 }
 
 /// The single-threaded view of disconnection: every call says it, and gives pushed values back.
@@ -780,10 +768,7 @@ fn a_dropped_producer_leaves_its_events_then_disconnects() {
     assert!(consumer.is_abandoned());
     assert_eq!(consumer.try_read_up_to(1).unwrap()[0], 1);
     // The blocking read does not wait for what is already there.
-    assert_eq!(
-        consumer.read().unwrap().iter().copied().collect::<Vec<_>>(),
-        [2, 3]
-    );
+    assert_eq!(common::values(&consumer.read().unwrap()), [2, 3]);
     assert_eq!(consumer.try_read().unwrap_err(), TryReadError::Disconnected);
     // Nor does it wait for a producer that is gone.
     assert_eq!(consumer.read().unwrap_err(), ring::Disconnected);
@@ -801,15 +786,11 @@ fn a_read_after_a_partial_read_takes_everything_published() {
     producer.try_push(3).unwrap();
     producer.try_push(4).unwrap();
     let batch = consumer.try_read().unwrap();
-    assert_eq!(
-        batch.iter().copied().collect::<Vec<_>>(),
-        [2, 3, 4],
-        "try_read"
-    );
+    assert_eq!(common::values(&batch), [2, 3, 4], "try_read");
     batch.release_first(1);
     producer.try_push(5).unwrap();
     let batch = consumer.read().unwrap();
-    assert_eq!(batch.iter().copied().collect::<Vec<_>>(), [3, 4, 5], "read");
+    assert_eq!(common::values(&batch), [3, 4, 5], "read");
 }
 
 #[test]

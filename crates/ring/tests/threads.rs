@@ -261,7 +261,7 @@ fn a_blocked_consumer_is_woken_by_a_publish() {
         let reader = common::spawn(&name, move || {
             flag.store(true, Ordering::Release);
             let batch = consumer.read().unwrap();
-            batch.iter().copied().collect::<Vec<_>>()
+            common::values(&batch)
         });
         wait_for(&about_to_block, "the consumer to start its wait");
         let_it_block(&name, strategy);
@@ -291,15 +291,7 @@ fn a_blocked_producer_is_woken_by_a_release() {
         });
         wait_for(&about_to_block, "the producer to start its wait");
         let_it_block(&name, strategy);
-        assert_eq!(
-            consumer
-                .try_read()
-                .unwrap()
-                .iter()
-                .copied()
-                .collect::<Vec<_>>(),
-            [0, 1]
-        );
+        assert_eq!(common::values(&consumer.try_read().unwrap()), [0, 1]);
         let producer = writer.join();
         drop(producer);
         assert_eq!(drain_values(&mut consumer), [2, 3], "{strategy:?}");

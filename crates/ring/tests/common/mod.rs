@@ -309,3 +309,8 @@ impl Rng {
         (self.next_u64() % n as u64) as usize
     }
 }
+
+/// The values of a batch, in order.
+pub(crate) fn values<T: Copy>(batch: &ring::Batch<'_, T>) -> Vec<T> {
+    batch.iter().copied().collect()
+}
