@@ -1,7 +1,7 @@
 //! The command line: clap parses it, this module checks the values and turns them into a
 //! [`Config`], and reports a bad one in a single line that names it.
 
-use crate::config::{Config, ExitPolicy, WaitMode, defaults, limits};
+use crate::config::{Config, ExitPolicy, WaitMode, check, defaults};
 use clap::Parser;
 use protocol::Framing;
 use std::ffi::OsString;
@@ -160,44 +160,29 @@ fn parse_framing(value: &str) -> Result<Framing, String> {
         .map_err(|_| "expected line, chunk or frame".to_owned())
 }
 
-fn parse_count(value: &str) -> Result<usize, String> {
-    value
+/// A whole number that passes `check`.
+fn parse_checked(value: &str, check: fn(usize) -> Result<(), String>) -> Result<usize, String> {
+    let n = value
         .parse::<usize>()
-        .map_err(|_| "not a whole number".to_owned())
+        .map_err(|_| "not a whole number".to_owned())?;
+    check(n)?;
+    Ok(n)
 }
 
 fn parse_positive(value: &str) -> Result<usize, String> {
-    match parse_count(value)? {
-        0 => Err("must be at least 1".to_owned()),
-        n => Ok(n),
-    }
+    parse_checked(value, check::at_least_one)
 }
 
 fn parse_ring_size(value: &str) -> Result<usize, String> {
-    let n = parse_count(value)?;
-    if !n.is_power_of_two() {
-        return Err("not a power of two".to_owned());
-    }
-    if n > limits::MAX_RING_SIZE {
-        return Err(format!("more than {}", limits::MAX_RING_SIZE));
-    }
-    Ok(n)
+    parse_checked(value, check::ring_size)
 }
 
 fn parse_buffer_size(value: &str) -> Result<usize, String> {
-    let n = parse_positive(value)?;
-    if n > limits::MAX_BUFFER_SIZE {
-        return Err(format!("more than {}", limits::MAX_BUFFER_SIZE));
-    }
-    Ok(n)
+    parse_checked(value, check::buffer_size)
 }
 
 fn parse_max_connections(value: &str) -> Result<usize, String> {
-    let n = parse_positive(value)?;
-    if n > limits::MAX_CONNECTIONS {
-        return Err(format!("more than {}", limits::MAX_CONNECTIONS));
-    }
-    Ok(n)
+    parse_checked(value, check::max_connections)
 }
 
 fn parse_seconds(value: &str) -> Result<f64, String> {

@@ -105,48 +105,60 @@ impl Config {
     /// assert_eq!(error.to_string(), "ring size must be a power of two, got 1000");
     /// ```
     pub fn validate(&self) -> Result<(), InvalidConfig> {
-        let invalid = |message: String| Err(InvalidConfig(message));
-        if !self.ring_size.is_power_of_two() {
-            return invalid(format!(
-                "ring size must be a power of two, got {}",
-                self.ring_size
-            ));
+        fn named(name: &'static str, value: usize) -> impl FnOnce(String) -> InvalidConfig {
+            move |why| InvalidConfig(format!("{name} {why}, got {value}"))
         }
-        if self.ring_size > limits::MAX_RING_SIZE {
-            return invalid(format!(
-                "ring size must be at most {}, got {}",
-                limits::MAX_RING_SIZE,
-                self.ring_size
-            ));
-        }
-        if !(1..=limits::MAX_BUFFER_SIZE).contains(&self.buffer_size) {
-            return invalid(format!(
-                "buffer size must be between 1 and {}, got {}",
-                limits::MAX_BUFFER_SIZE,
-                self.buffer_size
-            ));
-        }
+        check::ring_size(self.ring_size).map_err(named("ring size", self.ring_size))?;
+        check::buffer_size(self.buffer_size).map_err(named("buffer size", self.buffer_size))?;
+        check::at_least_one(self.max_line).map_err(named("max line", self.max_line))?;
+        check::max_connections(self.max_connections)
+            .map_err(named("max connections", self.max_connections))?;
+        check::at_least_one(self.max_pending).map_err(named("max pending", self.max_pending))?;
         let ring_bytes = self.ring_size.checked_mul(self.buffer_size);
         if ring_bytes.is_none_or(|bytes| bytes > limits::MAX_RING_BYTES) {
-            return invalid(format!(
+            return Err(InvalidConfig(format!(
                 "ring size {} times buffer size {} is more than the {} GiB the ring may take",
                 self.ring_size,
                 self.buffer_size,
                 limits::MAX_RING_BYTES >> 30
-            ));
+            )));
         }
-        if self.max_line == 0 {
-            return invalid("max line must be at least 1, got 0".to_owned());
+        Ok(())
+    }
+}
+
+/// The checks on single values, shared by [`Config::validate`] and the command line's value
+/// parsers; each says what the value must be.
+pub(crate) mod check {
+    use super::limits;
+
+    pub(crate) fn ring_size(n: usize) -> Result<(), String> {
+        if !n.is_power_of_two() {
+            return Err("must be a power of two".to_owned());
         }
-        if !(1..=limits::MAX_CONNECTIONS).contains(&self.max_connections) {
-            return invalid(format!(
-                "max connections must be between 1 and {}, got {}",
-                limits::MAX_CONNECTIONS,
-                self.max_connections
-            ));
+        at_most(n, limits::MAX_RING_SIZE)
+    }
+
+    pub(crate) fn buffer_size(n: usize) -> Result<(), String> {
+        at_least_one(n)?;
+        at_most(n, limits::MAX_BUFFER_SIZE)
+    }
+
+    pub(crate) fn max_connections(n: usize) -> Result<(), String> {
+        at_least_one(n)?;
+        at_most(n, limits::MAX_CONNECTIONS)
+    }
+
+    pub(crate) fn at_least_one(n: usize) -> Result<(), String> {
+        if n == 0 {
+            return Err("must be at least 1".to_owned());
         }
-        if self.max_pending == 0 {
-            return invalid("max pending must be at least 1, got 0".to_owned());
+        Ok(())
+    }
+
+    fn at_most(n: usize, max: usize) -> Result<(), String> {
+        if n > max {
+            return Err(format!("must be at most {max}"));
         }
         Ok(())
     }

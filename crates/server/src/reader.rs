@@ -92,7 +92,8 @@ impl Table {
             stream: Some(stream),
             peer,
             announced: false,
-            queued: false,
+            // Every new connection goes to the ready queue at once.
+            queued: true,
         });
         self.live += 1;
         id
@@ -198,8 +199,8 @@ impl Reader {
                 break;
             }
             if let Err(err) = self.wait(&mut events) {
+                // Returning drops the producer: the worker finishes what was published.
                 error!("epoll_wait failed in the reader: {err}");
-                self.control.request_stop(StopReason::Handle);
                 return Err(err);
             }
             self.take_done();
@@ -323,11 +324,9 @@ impl Reader {
             }
             stats.accepted += 1;
             debug!("connection {} from {peer} opened", id.index);
-            if let Some(conn) = table.get_mut(id) {
-                // Bytes may have arrived before the registration: read at once.
-                conn.queued = true;
-                ready.push_back(id.index);
-            }
+            // Bytes may have arrived before the registration: read at once (`insert` marks
+            // the connection as queued).
+            ready.push_back(id.index);
         });
         match result {
             Ok(drained) if drained.shed > 0 => {

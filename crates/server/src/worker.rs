@@ -308,9 +308,8 @@ impl Core {
         let Some(mut conn) = slot.take() else {
             return;
         };
-        if conn.watching_output {
-            let _ = self.ctx.poller.delete(&*conn.stream);
-        }
+        // `output_done` unregistered it when the pending output was written or dropped.
+        debug_assert!(!conn.watching_output);
         // The notice goes first, so that by the time the client sees our FIN the reader has
         // been told the index is free. The done ring holds one entry per connection there can
         // be, so it is never full; it is disconnected once the reader has stopped, and then
@@ -737,9 +736,9 @@ impl Ctx {
 
     /// Writes pending output until the socket is full or nothing is left.
     fn flush(&mut self, conn: &mut Conn) {
-        // Edge-triggered EPOLLOUT also comes when nothing is pending (the registration stays
-        // while the connection lives): then there is nothing to do, and nothing to count.
-        if !conn.has_pending() || conn.broken {
+        // An event already fetched may come after the output was written or dropped (by an
+        // earlier event in the same batch): then there is nothing to do, and nothing to count.
+        if !conn.has_pending() {
             return;
         }
         while conn.has_pending() {
