@@ -60,6 +60,8 @@
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
 mod consumer;
+#[cfg(feature = "test-support")]
+pub mod counting_alloc;
 mod error;
 mod producer;
 mod shared;
