@@ -59,6 +59,11 @@ struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = defaults::MAX_PENDING, value_parser = parse_positive)]
     max_pending: usize,
 
+    /// Bytes all connections together may keep between reads (unfinished lines and frames,
+    /// pending output); past it, connections that need more are paused.
+    #[arg(long, value_name = "BYTES", default_value_t = defaults::MAX_BUFFERED, value_parser = parse_max_buffered)]
+    max_buffered: usize,
+
     /// Close a connection with no progress in either direction for this long; 0 = never;
     /// decimals allowed.
     #[arg(long, value_name = "SECS", default_value_t = defaults::IDLE_TIMEOUT_SECS, value_parser = parse_seconds)]
@@ -137,6 +142,7 @@ where
         max_frame: args.max_frame,
         max_connections: args.max_connections,
         max_pending: args.max_pending,
+        max_buffered: args.max_buffered,
         idle_timeout: (args.idle_timeout > 0.0).then(|| Duration::from_secs_f64(args.idle_timeout)),
         wait: args.wait,
     };
@@ -185,6 +191,10 @@ fn parse_max_connections(value: &str) -> Result<usize, String> {
     parse_checked(value, check::max_connections)
 }
 
+fn parse_max_buffered(value: &str) -> Result<usize, String> {
+    parse_checked(value, check::max_buffered)
+}
+
 fn parse_seconds(value: &str) -> Result<f64, String> {
     let secs: f64 = value.parse().map_err(|_| "not a number".to_owned())?;
     // Whole years are plenty; `Duration::from_secs_f64` would panic far beyond.
@@ -223,6 +233,7 @@ mod tests {
         assert_eq!(config.max_line, 65_536);
         assert_eq!(config.max_connections, 10_000);
         assert_eq!(config.max_pending, 1 << 20);
+        assert_eq!(config.max_buffered, 64 << 20);
         assert_eq!((config.ring_size, config.buffer_size), (1024, 4096));
         assert_eq!(config.wait, WaitMode::Block);
         assert!(config.bind.is_empty() && !config.quiet);
@@ -252,6 +263,8 @@ mod tests {
             "30",
             "--max-pending",
             "40",
+            "--max-buffered",
+            "50",
             "--idle-timeout",
             "1.5",
             "--wait",
@@ -271,6 +284,7 @@ mod tests {
         assert_eq!((config.ring_size, config.buffer_size), (64, 100));
         assert_eq!((config.max_line, config.max_frame), (10, 20));
         assert_eq!((config.max_connections, config.max_pending), (30, 40));
+        assert_eq!(config.max_buffered, 50);
         assert_eq!(config.idle_timeout, Some(Duration::from_millis(1500)));
         assert_eq!(config.wait, WaitMode::Spin);
         assert_eq!(run(&["--idle-timeout", "0", "1"]).idle_timeout, None);
@@ -287,6 +301,11 @@ mod tests {
             (&["--buffer-size", "0", "1"], "'0'"),
             (&["--max-line", "x", "1"], "'x'"),
             (&["--max-connections", "0", "1"], "'0'"),
+            (&["--max-buffered", "0", "1"], "'0'"),
+            (&["--max-buffered", "2000000000000", "1"], "'2000000000000'"),
+            // One connection alone must be able to finish the longest line.
+            (&["--max-buffered", "100", "--max-line", "200", "1"], "100"),
+            (&["-f", "frame", "--max-buffered", "100", "1"], "1048576"),
             (&["--idle-timeout", "-1", "1"], "'-1'"),
             (&["--idle-timeout", "nan", "1"], "'nan'"),
             (&["--framing", "words", "1"], "'words'"),

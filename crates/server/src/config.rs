@@ -38,6 +38,9 @@ pub struct Config {
     pub max_connections: usize,
     /// Output kept for one connection before reading from it pauses.
     pub max_pending: usize,
+    /// Bytes all connections together may keep between reads (unfinished lines and frames,
+    /// pending output); a connection that needs more once it is used up is paused.
+    pub max_buffered: usize,
     /// Close a connection that makes no progress for this long; `None` never does.
     pub idle_timeout: Option<Duration>,
     /// How the worker waits for the ring when it is empty.
@@ -50,6 +53,7 @@ pub(crate) mod defaults {
     pub(crate) const BUFFER_SIZE: usize = 4096;
     pub(crate) const MAX_CONNECTIONS: usize = 10_000;
     pub(crate) const MAX_PENDING: usize = 1024 * 1024;
+    pub(crate) const MAX_BUFFERED: usize = 64 * 1024 * 1024;
     pub(crate) const IDLE_TIMEOUT_SECS: f64 = 300.0;
 }
 
@@ -64,6 +68,8 @@ pub(crate) mod limits {
     /// Connections at most: connection indices are 32-bit and the done-ring holds one per
     /// connection.
     pub(crate) const MAX_CONNECTIONS: usize = 1 << 24;
+    /// Buffered bytes at most: pool block numbers stay 32-bit with room to spare.
+    pub(crate) const MAX_BUFFERED: usize = 1 << 40;
 }
 
 impl Config {
@@ -82,6 +88,7 @@ impl Config {
             max_frame: protocol::DEFAULT_MAX_FRAME,
             max_connections: defaults::MAX_CONNECTIONS,
             max_pending: defaults::MAX_PENDING,
+            max_buffered: defaults::MAX_BUFFERED,
             idle_timeout: Some(Duration::from_secs_f64(defaults::IDLE_TIMEOUT_SECS)),
             wait: WaitMode::Block,
         }
@@ -114,6 +121,25 @@ impl Config {
         check::max_connections(self.max_connections)
             .map_err(named("max connections", self.max_connections))?;
         check::at_least_one(self.max_pending).map_err(named("max pending", self.max_pending))?;
+        check::max_buffered(self.max_buffered).map_err(named("max buffered", self.max_buffered))?;
+        // One connection alone must be able to finish the longest line or frame, or it would
+        // wait for room that never comes.
+        let unit = match self.framing {
+            Framing::Line => self.max_line,
+            Framing::Frame => self.max_frame as usize,
+            Framing::Chunk => 0,
+        };
+        if self.max_buffered < unit {
+            return Err(InvalidConfig(format!(
+                "max buffered {} is less than the longest {} ({unit} bytes)",
+                self.max_buffered,
+                if self.framing == Framing::Frame {
+                    "frame"
+                } else {
+                    "line"
+                },
+            )));
+        }
         let ring_bytes = self.ring_size.checked_mul(self.buffer_size);
         if ring_bytes.is_none_or(|bytes| bytes > limits::MAX_RING_BYTES) {
             return Err(InvalidConfig(format!(
@@ -147,6 +173,11 @@ pub(crate) mod check {
     pub(crate) fn max_connections(n: usize) -> Result<(), String> {
         at_least_one(n)?;
         at_most(n, limits::MAX_CONNECTIONS)
+    }
+
+    pub(crate) fn max_buffered(n: usize) -> Result<(), String> {
+        at_least_one(n)?;
+        at_most(n, limits::MAX_BUFFERED)
     }
 
     pub(crate) fn at_least_one(n: usize) -> Result<(), String> {

@@ -1,5 +1,6 @@
 //! Stopping the server: the reason, the flag both threads read, and the handle that sets it.
 
+use crate::stats::SharedReaderStats;
 use poller::Waker;
 use std::fmt;
 use std::net::SocketAddr;
@@ -40,6 +41,8 @@ pub(crate) struct Control {
     reason: Mutex<Option<StopReason>>,
     /// Wakes the reader from `epoll_wait`; also the ring's hook for "slots were released".
     pub(crate) reader_waker: Waker,
+    /// The reader's counts, for the worker's periodic stats line.
+    pub(crate) reader_stats: SharedReaderStats,
 }
 
 impl Control {
@@ -48,6 +51,7 @@ impl Control {
             stopping: AtomicBool::new(false),
             reason: Mutex::new(None),
             reader_waker,
+            reader_stats: SharedReaderStats::default(),
         }
     }
 

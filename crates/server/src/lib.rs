@@ -35,18 +35,23 @@
 
 #![forbid(unsafe_code)]
 
+mod activity;
+mod buffers;
 pub mod cli;
 mod config;
 mod conn;
 mod control;
+mod gate;
 mod reader;
 mod slot;
+mod stats;
 mod worker;
 
 pub use config::{Config, ExitPolicy, InvalidConfig, WaitMode};
 pub use control::{StopHandle, StopReason};
 
 use control::Control;
+use gate::Gates;
 use log::warn;
 use poller::{Listener, Waker};
 use reader::Reader;
@@ -142,6 +147,15 @@ pub struct Summary {
     /// Connections that had not taken all their replies when the stop's grace period (5 s)
     /// ran out.
     pub left_pending: u64,
+    /// Connections closed because they made no progress for `--idle-timeout`.
+    pub timed_out: u64,
+    /// Times reading from a connection was paused for back-pressure (its pending output passed
+    /// `--max-pending`, or the buffer pool ran out).
+    pub pauses: u64,
+    /// The most output pending for one connection at once, in bytes.
+    pub pending_high_water: u64,
+    /// The most bytes buffered for all connections at once (pool blocks in use).
+    pub buffered_high_water: u64,
     /// How long it ran.
     pub elapsed: Duration,
 }
@@ -153,14 +167,18 @@ impl fmt::Display for Summary {
         }
         write!(
             f,
-            "{} connections ({} rejected, {} shed), {} ring events, {} bytes in, {} bytes out, {} short writes, {} left with pending output, ran {:.3} s",
+            "{} connections ({} rejected, {} shed, {} timed out), {} ring events, {} bytes in, {} bytes out, {} short writes, {} pauses, pending high-water {} bytes, buffered high-water {} bytes, {} left with pending output, ran {:.3} s",
             self.connections,
             self.rejected,
             self.shed,
+            self.timed_out,
             self.ring_events,
             self.bytes_in,
             self.bytes_out,
             self.short_writes,
+            self.pauses,
+            self.pending_high_water,
+            self.buffered_high_water,
             self.left_pending,
             self.elapsed.as_secs_f64()
         )
@@ -294,17 +312,21 @@ impl Server {
         let (producer, consumer) = builder
             .build(|_| Slot::new(buffer_size))
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        // Worker to reader: indices the worker is done with. At most one per live connection
-        // is in flight, so a ring of that size never fills. The reader looks at it every
-        // round, so it needs no hook.
-        let (done_tx, done_rx) = ring::Builder::new(config.max_connections.next_power_of_two())
+        // Worker to reader: notices about connection indices (done with it, resume reading
+        // it). At most one of each kind per index is in flight, so a ring of twice the
+        // connection cap never fills. The reader looks at it every round and the worker wakes
+        // it after a resume, so it needs no hook.
+        let gates = Arc::new(Gates::new(config.max_connections));
+        let notice_slots = (2 * config.max_connections).next_power_of_two();
+        let (notice_tx, notice_rx) = ring::Builder::new(notice_slots)
             .wait_strategy(ring::WaitStrategy::Spin)
             .build(|_| 0u32)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
 
         let worker = Worker::new(
             consumer,
-            done_tx,
+            notice_tx,
+            Arc::clone(&gates),
             worker_waker,
             Arc::clone(&self.control),
             config,
@@ -315,7 +337,8 @@ impl Server {
             signal_pipe,
             Arc::clone(&self.control),
             producer,
-            done_rx,
+            notice_rx,
+            gates,
             config,
         )?;
         let worker = thread::Builder::new()
@@ -341,6 +364,10 @@ impl Server {
             bytes_out: worked.bytes_out,
             short_writes: worked.short_writes,
             left_pending: worked.left_pending,
+            timed_out: worked.timed_out,
+            pauses: worked.pauses,
+            pending_high_water: worked.pending_high_water,
+            buffered_high_water: worked.buffered_high_water,
             elapsed: started.elapsed(),
         })
     }

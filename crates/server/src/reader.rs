@@ -1,16 +1,23 @@
 //! Thread 1, the reader: accepts connections and publishes every read into the ring.
 //!
 //! It is kept lean: it never looks at the bytes. Per round it waits in `epoll_wait`, takes the
-//! worker's "done" notices, accepts, and then serves the *ready queue*: the connections whose
-//! last edge has not been read to `WouldBlock` yet. Each gets at most [`READ_BUDGET`] reads per
-//! round before it goes to the back of the queue, so one flooding client cannot starve the
-//! others; and when the ring is full the queue simply waits (the reader sleeps in epoll, and
-//! the worker's next release wakes it through the ring's hook).
+//! worker's notices (done with an index, resume reading one), accepts, and then serves the
+//! *ready queue*: the connections whose last edge has not been read to `WouldBlock` yet. Each
+//! gets at most [`READ_BUDGET`] reads per round before it goes to the back of the queue, so one
+//! flooding client cannot starve the others; and when the ring is full the queue simply waits
+//! (the reader sleeps in epoll, and the worker's next release wakes it through the ring's
+//! hook).
+//!
+//! Before every read it looks at the connection's [gate](crate::gate): a connection the worker
+//! paused (its client does not take its replies, or the buffer pool ran out) leaves the queue
+//! unread until the worker's resume notice puts it back.
 
 use crate::config::Config;
 use crate::conn::{ConnId, MAX_INDICES, own_token};
 use crate::control::{Control, StopReason};
+use crate::gate::{Gates, Notice};
 use crate::slot::{Kind, Opened, Slot};
+use crate::stats::ReaderStats;
 use log::{debug, error, info, warn};
 use poller::{Event, Events, Interest, Listener, Poller, Stream, Token};
 use ring::{Consumer, Producer, TryClaimError};
@@ -33,16 +40,6 @@ const REJECT_WARNING_INTERVAL: Duration = Duration::from_secs(1);
 pub(crate) const WAKE: Token = own_token(0);
 const SIGNALS: Token = own_token(1);
 const FIRST_LISTENER: u32 = 2;
-
-/// What the reader counted, for the summary.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct ReaderStats {
-    pub(crate) accepted: u64,
-    pub(crate) rejected: u64,
-    pub(crate) shed: u64,
-    pub(crate) events: u64,
-    pub(crate) bytes_in: u64,
-}
 
 /// The reader's side of one connection.
 struct Conn {
@@ -133,6 +130,8 @@ enum Served {
     Budget,
     /// No free slot: try again when the worker releases some.
     RingFull,
+    /// The worker paused reading it: wait for its resume notice.
+    Paused,
     /// The worker is gone.
     WorkerGone,
 }
@@ -143,7 +142,8 @@ pub(crate) struct Reader {
     signals: Option<UnixStream>,
     control: Arc<Control>,
     producer: Producer<Slot>,
-    done: Consumer<u32>,
+    notices: Consumer<u32>,
+    gates: Arc<Gates>,
     table: Table,
     ready: VecDeque<u32>,
     max_connections: usize,
@@ -159,7 +159,8 @@ impl Reader {
         signals: Option<UnixStream>,
         control: Arc<Control>,
         producer: Producer<Slot>,
-        done: Consumer<u32>,
+        notices: Consumer<u32>,
+        gates: Arc<Gates>,
         config: &Config,
     ) -> io::Result<Self> {
         let poller = Poller::new()?;
@@ -176,7 +177,8 @@ impl Reader {
             signals,
             control,
             producer,
-            done,
+            notices,
+            gates,
             table: Table::default(),
             ready: VecDeque::new(),
             max_connections: config.max_connections,
@@ -203,7 +205,7 @@ impl Reader {
                 error!("epoll_wait failed in the reader: {err}");
                 return Err(err);
             }
-            self.take_done();
+            self.take_notices();
             for event in &events {
                 self.on_event(event);
             }
@@ -214,6 +216,7 @@ impl Reader {
                 }
             }
             self.serve_ready();
+            self.control.reader_stats.publish(&self.stats);
         }
         self.drain();
         Ok(self.stats)
@@ -239,11 +242,24 @@ impl Reader {
         result.map(drop)
     }
 
-    /// Frees the indices the worker is done with.
-    fn take_done(&mut self) {
-        while let Ok(batch) = self.done.try_read() {
-            for &index in batch.iter() {
-                self.table.release(index);
+    /// Takes the worker's notices: frees the indices it is done with, and puts resumed
+    /// connections back in the ready queue (no edge will report what arrived while paused).
+    fn take_notices(&mut self) {
+        while let Ok(batch) = self.notices.try_read() {
+            for &word in batch.iter() {
+                match Notice::decode(word) {
+                    Notice::Done(index) => self.table.release(index),
+                    Notice::Resume(index) => {
+                        self.gates.resume_taken(index);
+                        if let Some(conn) = self.table.by_index(index)
+                            && conn.stream.is_some()
+                            && !conn.queued
+                        {
+                            conn.queued = true;
+                            self.ready.push_back(index);
+                        }
+                    }
+                }
             }
         }
     }
@@ -352,7 +368,7 @@ impl Reader {
                 break;
             };
             match self.serve(index, READ_BUDGET) {
-                Served::Drained => {
+                Served::Drained | Served::Paused => {
                     if let Some(conn) = self.table.by_index(index) {
                         conn.queued = false;
                     }
@@ -378,6 +394,7 @@ impl Reader {
             poller,
             table,
             producer,
+            gates,
             stats,
             ..
         } = self;
@@ -404,6 +421,9 @@ impl Reader {
         }
         let mut last = None;
         for _ in 0..budget {
+            if gates.is_paused(index) {
+                return Served::Paused;
+            }
             let mut claim = match producer.try_claim(1) {
                 Ok(claim) => claim,
                 Err(error) => return claim_failed(error),
@@ -466,7 +486,8 @@ impl Reader {
             while reads_left > 0 {
                 let budget = reads_left.min(READ_BUDGET);
                 match self.serve(index, budget) {
-                    Served::Drained => break,
+                    // A paused client does not take its replies: what it sent is not read.
+                    Served::Drained | Served::Paused => break,
                     Served::WorkerGone => return,
                     Served::Budget => reads_left -= budget,
                     Served::RingFull => {

@@ -9,12 +9,23 @@
 //! When the ring is empty the worker waits as `--wait` says; with `block` it announces the
 //! sleep to the ring and sleeps in `epoll_wait` on its epoll, where an eventfd that the
 //! reader's next publish writes sits beside the sockets waiting for EPOLLOUT.
+//!
+//! What a connection keeps between reads (the reversed start of an unfinished line or frame,
+//! output its socket has not taken) lives in [pool](crate::buffers) blocks. When a
+//! connection's pending output passes `--max-pending`, or the pool is used up, the worker
+//! pauses reading from it through its [gate](crate::gate) and resumes it once the output has
+//! drained to half that (or a quarter of the pool is free again). Every connection is on an
+//! [activity](crate::activity) list ordered by its last progress; one that makes none for
+//! `--idle-timeout` is closed.
 
+use crate::activity::Activity;
+use crate::buffers::{Chain, Pool};
 use crate::config::{Config, WaitMode};
 use crate::conn::{ConnId, own_token};
 use crate::control::{Control, StopReason};
+use crate::gate::{Gates, Notice};
 use crate::slot::{Kind, Slot};
-use log::{debug, info, warn};
+use log::{debug, info, log_enabled, warn};
 use poller::{Events, Interest, Poller, Stream, Token, Waker};
 use protocol::{
     ExitDetector, FrameDecoder, FrameEvent, Framing, LineFramer, LineTooLong, LinesEnd,
@@ -32,6 +43,14 @@ const WAKE: Token = own_token(0);
 const SPINS_BEFORE_SLEEP: u32 = 128;
 /// How long clients get to take their pending output once the server stops.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// The least time between two periodic stats lines (`debug`, only while there is traffic).
+const STATS_INTERVAL: Duration = Duration::from_secs(2);
+/// The most pieces one `sendmsg` gathers; a reply with more sends the rest from pending output.
+const MAX_SLICES: usize = 64;
+
+/// Why reading from a connection is paused (bits of [`Conn::paused_for`]).
+const PENDING_FULL: u8 = 1;
+const POOL_EMPTY: u8 = 2;
 
 /// What the worker counted, for the summary.
 #[derive(Clone, Copy, Debug, Default)]
@@ -42,6 +61,10 @@ pub(crate) struct WorkerStats {
     pub(crate) short_writes: u64,
     /// Connections that still had output pending when the stop's grace period ran out.
     pub(crate) left_pending: u64,
+    pub(crate) timed_out: u64,
+    pub(crate) pauses: u64,
+    pub(crate) pending_high_water: u64,
+    pub(crate) buffered_high_water: u64,
 }
 
 /// How a connection's framing state is kept.
@@ -60,6 +83,23 @@ enum Decoder {
         /// read: it is then reversed in place instead of copied.
         whole: Option<Range<usize>>,
     },
+}
+
+/// One piece of a reply: bytes from the ring slot (or the stack), or a range of the
+/// connection's carry.
+#[derive(Clone)]
+enum Part<'a> {
+    Bytes(&'a [u8]),
+    Carried(Range<usize>),
+}
+
+impl Part<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Self::Bytes(bytes) => bytes.len(),
+            Self::Carried(range) => range.len(),
+        }
+    }
 }
 
 /// The first line of a chunk when it began in an earlier one.
@@ -91,11 +131,13 @@ struct Conn {
     /// Whether this client may stop the server (the `--exit` policy and its address).
     may_exit: bool,
     decoder: Decoder,
-    /// The start of an unfinished line, or the payload of an unfinished frame.
-    carry: Vec<u8>,
-    /// Output the socket has not taken yet: `pending[sent..]`.
-    pending: Vec<u8>,
-    sent: usize,
+    /// The start of an unfinished line, or the payload of an unfinished frame, reversed:
+    /// whatever comes next goes in front of it (see [`Chain::push_front_reversed`]).
+    carry: Chain,
+    /// Output the socket has not taken yet.
+    pending: Chain,
+    /// Why reading from it is paused: [`PENDING_FULL`], [`POOL_EMPTY`], or 0.
+    paused_for: u8,
     /// Whether the socket is registered for EPOLLOUT.
     watching_output: bool,
     /// Whether input is still answered (false after an oversize line or frame).
@@ -110,7 +152,7 @@ struct Conn {
 
 impl Conn {
     fn has_pending(&self) -> bool {
-        self.sent < self.pending.len()
+        !self.pending.is_empty()
     }
 }
 
@@ -141,13 +183,26 @@ struct Core {
 struct Ctx {
     poller: Poller,
     waker: Option<Arc<Waker>>,
-    done: Producer<u32>,
+    notices: Producer<u32>,
+    gates: Arc<Gates>,
     control: Arc<Control>,
     framing: Framing,
     exit: crate::ExitPolicy,
     max_line: usize,
     max_frame: u32,
+    max_pending: usize,
+    idle_timeout: Option<Duration>,
     wait: WaitMode,
+    pool: Pool,
+    /// Connections paused because the pool ran out, oldest first, to resume when it has room.
+    pool_waiters: Vec<ConnId>,
+    /// The one connection allowed past the pool's limit while it is used up, so that some
+    /// line or frame always gets finished (and its blocks freed) even when every block is
+    /// held by unfinished ones.
+    pool_holder: Option<ConnId>,
+    activity: Activity,
+    /// The time of the batch or readiness round being handled.
+    now: Instant,
     stdout: Option<io::BufWriter<io::Stdout>>,
     /// Connections with pending output.
     writers: usize,
@@ -157,7 +212,8 @@ struct Ctx {
 impl Worker {
     pub(crate) fn new(
         consumer: Consumer<Slot>,
-        done: Producer<u32>,
+        notices: Producer<u32>,
+        gates: Arc<Gates>,
         waker: Option<Arc<Waker>>,
         control: Arc<Control>,
         config: &Config,
@@ -174,13 +230,21 @@ impl Worker {
                 ctx: Ctx {
                     poller,
                     waker,
-                    done,
+                    notices,
+                    gates,
                     control,
                     framing: config.framing,
                     exit: config.exit,
                     max_line: config.max_line,
                     max_frame: config.max_frame,
+                    max_pending: config.max_pending,
+                    idle_timeout: config.idle_timeout,
                     wait: config.wait,
+                    pool: Pool::new(config.max_buffered),
+                    pool_waiters: Vec::new(),
+                    pool_holder: None,
+                    activity: Activity::new(),
+                    now: Instant::now(),
                     stdout,
                     writers: 0,
                     stats: WorkerStats::default(),
@@ -195,9 +259,14 @@ impl Worker {
         let _guard = StopOnPanic(Arc::clone(&self.core.ctx.control));
         let mut events = Events::with_capacity(256);
         let mut idle: u32 = 0;
+        let mut last_stats = StatsMark {
+            at: Instant::now(),
+            events: 0,
+        };
         loop {
             let empty = match self.consumer.try_read() {
                 Ok(mut batch) => {
+                    self.core.ctx.now = Instant::now();
                     let count = batch.len();
                     for slot in batch.iter_mut() {
                         self.core.handle(slot);
@@ -211,6 +280,7 @@ impl Worker {
                 Err(TryReadError::Empty) => true,
                 Err(TryReadError::Disconnected) => break,
             };
+            self.core.tick(&mut last_stats);
             if !empty {
                 idle = 0;
                 // Under steady load the ring is never empty: look for writable sockets here
@@ -232,7 +302,9 @@ impl Worker {
                 }
                 WaitMode::Block => {
                     if let Some(sleep) = self.consumer.announce_sleep() {
-                        self.core.poll(&mut events, None)?;
+                        // Asleep until a publish, a writable socket or the next idle deadline.
+                        let timeout = self.core.next_deadline();
+                        self.core.poll(&mut events, timeout)?;
                         drop(sleep);
                     }
                     idle = 0;
@@ -240,8 +312,16 @@ impl Worker {
             }
         }
         self.core.close_all(&mut events)?;
-        Ok(self.core.ctx.stats)
+        let ctx = &mut self.core.ctx;
+        ctx.stats.buffered_high_water = ctx.pool.high_water_bytes() as u64;
+        Ok(ctx.stats)
     }
+}
+
+/// When the last periodic stats line was considered, and the event count then.
+struct StatsMark {
+    at: Instant,
+    events: u64,
 }
 
 impl Core {
@@ -260,6 +340,7 @@ impl Core {
                 "index {index} reused too early"
             );
             self.conns[index] = Some(self.ctx.open(slot.conn, opened.stream, opened.peer));
+            self.ctx.activity.touch(slot.conn.index, self.ctx.now);
             return;
         }
         let Some(Some(conn)) = self.conns.get_mut(index) else {
@@ -310,19 +391,24 @@ impl Core {
         };
         // `output_done` unregistered it when the pending output was written or dropped.
         debug_assert!(!conn.watching_output);
+        let ctx = &mut self.ctx;
+        ctx.activity.remove(conn.id.index);
+        conn.carry.clear(&mut ctx.pool);
+        conn.pending.clear(&mut ctx.pool);
+        // The reader is done with the socket; the next connection at this index starts
+        // unpaused (a resume notice still in the ring is ahead of the done notice).
+        if conn.paused_for != 0 {
+            ctx.gates.clear_paused(conn.id.index);
+        }
         // The notice goes first, so that by the time the client sees our FIN the reader has
-        // been told the index is free. The done ring holds one entry per connection there can
-        // be, so it is never full; it is disconnected once the reader has stopped, and then
-        // nobody needs the notice.
-        let pushed = self.ctx.done.try_push(conn.id.index);
-        debug_assert!(
-            !matches!(pushed, Err(ring::TryPushError::Full(_))),
-            "done ring full"
-        );
+        // been told the index is free. The notice ring holds two entries per connection there
+        // can be, so it is never full; it is disconnected once the reader has stopped, and
+        // then nobody needs the notice.
+        ctx.notify(Notice::Done(conn.id.index));
         if let Some(end) = conn.end.take()
             && !conn.broken
         {
-            self.ctx.shut_down(&mut conn, end);
+            ctx.shut_down(&mut conn, end);
         }
         debug!("connection {index} from {} closed", conn.peer);
         // Dropping `conn` drops the worker's share of the socket; the reader has dropped its
@@ -333,6 +419,7 @@ impl Core {
     /// became writable.
     fn poll(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
         self.ctx.poller.wait(events, timeout)?;
+        self.ctx.now = Instant::now();
         for event in events.iter() {
             if event.token() == WAKE {
                 if let Some(waker) = &self.ctx.waker {
@@ -352,6 +439,110 @@ impl Core {
             }
         }
         Ok(())
+    }
+
+    /// Housekeeping between batches: idle timeouts, connections waiting for the pool, and
+    /// the periodic stats line.
+    fn tick(&mut self, last_stats: &mut StatsMark) {
+        self.ctx.now = Instant::now();
+        self.expire();
+        self.share_pool();
+        if self.ctx.now.duration_since(last_stats.at) >= STATS_INTERVAL {
+            if self.ctx.stats.events != last_stats.events && log_enabled!(log::Level::Debug) {
+                self.ctx.log_stats();
+            }
+            *last_stats = StatsMark {
+                at: self.ctx.now,
+                events: self.ctx.stats.events,
+            };
+        }
+    }
+
+    /// Resumes connections that wait for the pool: all of them once a quarter of it is free;
+    /// else, when no connection holds the right to go past the limit, the oldest waiter, which
+    /// takes that right on its next block. The holder keeps it until its unfinished line or
+    /// frame is done (its carry is empty), so the pool can run out but never seize up: there
+    /// is always one unit being finished. (Connections whose client stalls with a unit half
+    /// sent are reclaimed by the idle timeout.)
+    fn share_pool(&mut self) {
+        let ctx = &mut self.ctx;
+        if let Some(id) = ctx.pool_holder {
+            let done = match self.conns.get(id.index as usize) {
+                Some(Some(conn)) if conn.id == id => conn.carry.is_empty() || conn.broken,
+                _ => true,
+            };
+            if done {
+                ctx.pool_holder = None;
+            }
+        }
+        let all = ctx.pool.has_room();
+        if ctx.pool_waiters.is_empty() || !all && ctx.pool_holder.is_some() {
+            return;
+        }
+        // Taken out and put back, so that its capacity is kept.
+        let mut waiters = std::mem::take(&mut ctx.pool_waiters);
+        let mut taken = 0;
+        for &id in &waiters {
+            taken += 1;
+            // Entries of connections that closed, or were resumed otherwise, are skipped: the
+            // one resumed when the pool is tight must be one that waits.
+            if let Some(Some(conn)) = self.conns.get_mut(id.index as usize)
+                && conn.id == id
+                && conn.paused_for & POOL_EMPTY != 0
+            {
+                ctx.resume(conn, POOL_EMPTY);
+                if !all {
+                    break;
+                }
+            }
+        }
+        waiters.drain(..taken);
+        ctx.pool_waiters = waiters;
+    }
+
+    /// Closes every connection that made no progress for the idle timeout. Only the front of
+    /// the activity list can have timed out, so this looks at one connection more than it
+    /// closes.
+    fn expire(&mut self) {
+        let Some(timeout) = self.ctx.idle_timeout else {
+            return;
+        };
+        while let Some((index, at)) = self.ctx.activity.oldest() {
+            let idle = self.ctx.now.saturating_duration_since(at);
+            if idle < timeout {
+                break;
+            }
+            self.ctx.activity.remove(index);
+            let Some(Some(conn)) = self.conns.get_mut(index as usize) else {
+                continue;
+            };
+            debug!(
+                "connection {index} from {}: no progress for {:.1} s{}; closing",
+                conn.peer,
+                idle.as_secs_f64(),
+                if conn.has_pending() {
+                    " (its client does not take its replies)"
+                } else {
+                    ""
+                }
+            );
+            self.ctx.stats.timed_out += 1;
+            // Shut down both ways: the reader then reads end of stream and publishes the
+            // connection's last event, and `settle` closes it.
+            self.ctx.abandon(conn);
+            let _ = conn.stream.shutdown_both();
+            self.settle(index as usize);
+        }
+    }
+
+    /// How long the worker may sleep before the oldest connection times out.
+    fn next_deadline(&self) -> Option<Duration> {
+        let timeout = self.ctx.idle_timeout?;
+        let (_, at) = self.ctx.activity.oldest()?;
+        // `epoll_wait` counts whole milliseconds, rounding down: add one so that the wake-up
+        // comes after the deadline, not just before it.
+        let left = (at + timeout).saturating_duration_since(Instant::now());
+        Some(left + Duration::from_millis(1))
     }
 
     /// The stop: the end of the ring is the end of every stream, so each connection's held
@@ -378,7 +569,9 @@ impl Core {
             self.poll(events, Some(left))?;
         }
         let mut scratch = [0; 4096];
-        for conn in self.conns.iter_mut().filter_map(Option::take) {
+        for mut conn in self.conns.iter_mut().filter_map(Option::take) {
+            conn.carry.clear(&mut self.ctx.pool);
+            conn.pending.clear(&mut self.ctx.pool);
             if !conn.broken {
                 let _ = conn.stream.shutdown_write();
             }
@@ -417,9 +610,9 @@ impl Ctx {
             peer,
             may_exit,
             decoder,
-            carry: Vec::new(),
-            pending: Vec::new(),
-            sent: 0,
+            carry: Chain::default(),
+            pending: Chain::default(),
+            paused_for: 0,
             watching_output: false,
             answering: true,
             end: None,
@@ -436,13 +629,18 @@ impl Ctx {
             warn!("cannot print received bytes to stdout any more: {err}");
             self.stdout = None;
         }
+        if conn.broken {
+            // Timed out or failed: only the end of stream is awaited, and the clock is off.
+            return;
+        }
+        self.activity.touch(conn.id.index, self.now);
         if !conn.answering {
             return;
         }
         match conn.decoder {
             Decoder::Plain => {
                 reverse(chunk);
-                self.send(conn, &[chunk]);
+                self.send(conn, &[Part::Bytes(chunk)]);
             }
             Decoder::Chunk(_) => self.chunk(conn, chunk),
             Decoder::Line(_) => self.lines(conn, chunk),
@@ -466,7 +664,10 @@ impl Ctx {
             let released = &mut released[..scan.released.len()];
             released.copy_from_slice(scan.released);
             reverse(released);
-            self.send(conn, &[&part[..scan.data], released]);
+            self.send(
+                conn,
+                &[Part::Bytes(&part[..scan.data]), Part::Bytes(released)],
+            );
             match scan.exit {
                 Some(end) => {
                     self.exit(conn);
@@ -481,7 +682,7 @@ impl Ctx {
     }
 
     /// `line` framing: whole lines are reversed in place in the slot; only the start of an
-    /// unfinished line is copied, into `carry`, until its end arrives.
+    /// unfinished line is copied, reversed, into `carry`, until its end arrives.
     fn lines(&mut self, conn: &mut Conn, chunk: &mut [u8]) {
         let mut from = 0;
         loop {
@@ -492,8 +693,8 @@ impl Ctx {
             let part = &mut chunk[from..];
             // Only the first line of a chunk can have begun in an earlier one (its start is in
             // `carry`); every other line is contiguous in the chunk once reversed in place. So
-            // the reply is `part[..body_end]`, the reversed carry, that line's terminator (its
-            // `\r` may be in the carry), then `part[line_end..last_end]`.
+            // the reply is `part[..body_end]`, the carried body (reversed already), that
+            // line's terminator, then `part[line_end..last_end]`.
             let mut carried_line = !conn.carry.is_empty();
             let mut first: Option<FirstLine> = None;
             let mut last_end = 0;
@@ -513,33 +714,36 @@ impl Ctx {
                 last_end = line.end;
                 ControlFlow::Continue(())
             });
-            let mut carry = std::mem::take(&mut conn.carry);
             match first {
                 Some(line) => {
-                    reverse(&mut carry[..line.carried]);
+                    // The carry is `reverse(carried bytes)`; when the carried bytes end with a
+                    // `\r` that turned out to be part of `\r\n`, it is the carry's first byte,
+                    // so the body is always the carry's last `line.carried` bytes.
+                    let len = conn.carry.len();
                     self.send(
                         conn,
                         &[
-                            &part[..line.body_end],
-                            &carry[..line.carried],
-                            line.terminator,
-                            &part[line.end..last_end],
+                            Part::Bytes(&part[..line.body_end]),
+                            Part::Carried(len - line.carried..len),
+                            Part::Bytes(line.terminator),
+                            Part::Bytes(&part[line.end..last_end]),
                         ],
                     );
-                    carry.clear();
+                    conn.carry.clear(&mut self.pool);
                 }
-                None => self.send(conn, &[&part[..last_end]]),
+                None => self.send(conn, &[Part::Bytes(&part[..last_end])]),
             }
-            conn.carry = carry;
             match end {
                 Ok(LinesEnd::Kept { from: kept }) => {
-                    conn.carry.extend_from_slice(&part[kept..]);
+                    conn.carry
+                        .push_front_reversed(&mut self.pool, &part[kept..]);
+                    self.grew(conn);
                     return;
                 }
                 Ok(LinesEnd::Stopped { at }) => {
                     // An exit line, honoured: it is not echoed, and whatever of it was
                     // carried goes with it.
-                    conn.carry.clear();
+                    conn.carry.clear(&mut self.pool);
                     self.exit(conn);
                     from += at;
                     if from == chunk.len() {
@@ -561,9 +765,21 @@ impl Ctx {
             "connection {} from {}: line longer than {max_line} bytes; closing",
             conn.id.index, conn.peer
         );
-        let message = format!("error: line longer than {max_line} bytes\n");
-        self.send(conn, &[message.as_bytes()]);
-        conn.carry = Vec::new();
+        // The number is written on the stack: the data path does not allocate.
+        let mut digits = [0; 20];
+        let mut cursor = io::Cursor::new(&mut digits[..]);
+        // Twenty digits hold any `usize`.
+        let _ = write!(cursor, "{max_line}");
+        let len = cursor.position() as usize;
+        self.send(
+            conn,
+            &[
+                Part::Bytes(b"error: line longer than "),
+                Part::Bytes(&digits[..len]),
+                Part::Bytes(b" bytes\n"),
+            ],
+        );
+        conn.carry.clear(&mut self.pool);
         conn.answering = false;
         conn.end = Some(End::Write);
     }
@@ -587,7 +803,7 @@ impl Ctx {
                         "connection {} from {}: {too_large}; closing",
                         conn.id.index, conn.peer
                     );
-                    conn.carry = Vec::new();
+                    conn.carry.clear(&mut self.pool);
                     conn.answering = false;
                     conn.end = Some(End::Both);
                     return;
@@ -598,37 +814,38 @@ impl Ctx {
             match step.event {
                 None => return,
                 Some(FrameEvent::Start { len: announced }) => {
+                    // Nothing is taken for the frame yet: its blocks come as its bytes do.
                     *len = announced;
                     *whole = None;
-                    conn.carry.clear();
+                    conn.carry.clear(&mut self.pool);
                 }
                 Some(FrameEvent::Payload(range)) => {
                     let range = at + range.start..at + range.end;
                     if conn.carry.is_empty() && range.len() == *len as usize {
                         *whole = Some(range);
                     } else {
-                        conn.carry.extend_from_slice(&chunk[range]);
+                        conn.carry
+                            .push_front_reversed(&mut self.pool, &chunk[range]);
+                        self.grew(conn);
                     }
                 }
                 Some(FrameEvent::End { exit }) => {
                     let header = frame_header(*len);
                     let whole = whole.take();
                     if exit && conn.may_exit {
-                        conn.carry.clear();
+                        conn.carry.clear(&mut self.pool);
                         self.exit(conn);
                         continue;
                     }
                     match whole {
                         Some(range) => {
                             reverse(&mut chunk[range.clone()]);
-                            self.send(conn, &[&header, &chunk[range]]);
+                            self.send(conn, &[Part::Bytes(&header), Part::Bytes(&chunk[range])]);
                         }
                         None => {
-                            let mut payload = std::mem::take(&mut conn.carry);
-                            reverse(&mut payload);
-                            self.send(conn, &[&header, &payload]);
-                            payload.clear();
-                            conn.carry = payload;
+                            let carried = Part::Carried(0..conn.carry.len());
+                            self.send(conn, &[Part::Bytes(&header), carried]);
+                            conn.carry.clear(&mut self.pool);
                         }
                     }
                 }
@@ -650,18 +867,15 @@ impl Ctx {
                         let released = &mut released[..eof.released.len()];
                         released.copy_from_slice(eof.released);
                         reverse(released);
-                        self.send(conn, &[released]);
+                        self.send(conn, &[Part::Bytes(released)]);
                     }
                 }
                 Decoder::Line(framer) => match framer.finish() {
                     Ok(None) => {}
                     Ok(Some(last)) if last.exit && conn.may_exit => self.exit(conn),
                     Ok(Some(last)) => {
-                        let mut carry = std::mem::take(&mut conn.carry);
-                        reverse(&mut carry[..last.len]);
-                        self.send(conn, &[&carry[..last.len]]);
-                        carry.clear();
-                        conn.carry = carry;
+                        let len = conn.carry.len();
+                        self.send(conn, &[Part::Carried(len - last.len..len)]);
                     }
                     Err(LineTooLong { max_line }) => self.refuse_line(conn, max_line),
                 },
@@ -675,6 +889,7 @@ impl Ctx {
                 }
             }
         }
+        conn.carry.clear(&mut self.pool);
         conn.answering = false;
         conn.end.get_or_insert(End::Write);
     }
@@ -688,50 +903,74 @@ impl Ctx {
             .request_stop(StopReason::Exit { peer: conn.peer });
     }
 
-    /// Sends `pieces` in order: straight from where they are if nothing is pending and the
+    /// Sends `parts` in order: straight from where they are if nothing is pending and the
     /// socket takes them, else (the rest) into the pending output, behind what is there.
-    fn send(&mut self, conn: &mut Conn, pieces: &[&[u8]]) {
+    fn send(&mut self, conn: &mut Conn, parts: &[Part<'_>]) {
         if conn.broken {
             return;
         }
-        let total: usize = pieces.iter().map(|p| p.len()).sum();
+        let total: usize = parts.iter().map(Part::len).sum();
         if total == 0 {
             return;
         }
         let mut written = 0;
         if !conn.has_pending() {
-            // Callers pass at most four pieces; any beyond would go to pending output below,
-            // as if the socket had not taken them: correct, only slower.
-            let mut slices = [IoSlice::new(&[]); 4];
-            debug_assert!(pieces.len() <= slices.len());
-            let count = pieces.len().min(slices.len());
-            for (slice, piece) in slices.iter_mut().zip(pieces) {
-                *slice = IoSlice::new(piece);
-            }
-            match conn.stream.send_vectored(&slices[..count]) {
+            let result = {
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                let mut count = 0;
+                for part in parts {
+                    match part {
+                        Part::Bytes(bytes) if !bytes.is_empty() && count < MAX_SLICES => {
+                            slices[count] = IoSlice::new(bytes);
+                            count += 1;
+                        }
+                        Part::Bytes(_) => {}
+                        Part::Carried(range) => {
+                            let (n, _) =
+                                conn.carry
+                                    .slices(&self.pool, range.clone(), &mut slices[count..]);
+                            count += n;
+                        }
+                    }
+                }
+                // Pieces that did not fit in `slices` go to pending output below, as if the
+                // socket had not taken them: correct, and rare (a frame in many blocks).
+                conn.stream.send_vectored(&slices[..count])
+            };
+            match result {
                 Ok(n) => written = n,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
                 Err(err) => return self.fail(conn, &err),
             }
             self.stats.bytes_out += written as u64;
+            if written > 0 {
+                self.activity.touch(conn.id.index, self.now);
+            }
             if written == total {
                 return;
             }
             self.stats.short_writes += 1;
-            // Nothing was pending: the buffer is empty and its offset can restart.
-            conn.pending.clear();
-            conn.sent = 0;
         }
         let was_pending = conn.has_pending();
         let mut skip = written;
-        for piece in pieces {
-            let taken = skip.min(piece.len());
+        for part in parts {
+            let taken = skip.min(part.len());
             skip -= taken;
-            conn.pending.extend_from_slice(&piece[taken..]);
+            match part {
+                Part::Bytes(bytes) => conn.pending.push_back(&mut self.pool, &bytes[taken..]),
+                Part::Carried(range) => {
+                    self.pool.copy(
+                        &conn.carry,
+                        range.start + taken..range.end,
+                        &mut conn.pending,
+                    );
+                }
+            }
         }
         if !was_pending {
             self.output_pending(conn);
         }
+        self.grew(conn);
     }
 
     /// Writes pending output until the socket is full or nothing is left.
@@ -741,19 +980,107 @@ impl Ctx {
         if !conn.has_pending() {
             return;
         }
+        let mut progress = false;
         while conn.has_pending() {
-            match conn.stream.send(&conn.pending[conn.sent..]) {
+            let result = {
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                let (count, _) =
+                    conn.pending
+                        .slices(&self.pool, 0..conn.pending.len(), &mut slices);
+                conn.stream.send_vectored(&slices[..count])
+            };
+            match result {
+                Ok(0) => break,
                 Ok(n) => {
-                    conn.sent += n;
+                    conn.pending.consume(&mut self.pool, n);
                     self.stats.bytes_out += n as u64;
+                    progress = true;
                 }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
                 Err(err) => return self.fail(conn, &err),
             }
         }
-        conn.pending.clear();
-        conn.sent = 0;
-        self.output_done(conn);
+        if progress {
+            self.activity.touch(conn.id.index, self.now);
+        }
+        if !conn.has_pending() {
+            self.output_done(conn);
+        }
+        // The low-water mark: half of `--max-pending`, so that a reader that keeps up does not
+        // flip between paused and running on every reply.
+        if conn.pending.len() <= self.max_pending / 2 {
+            self.resume(conn, PENDING_FULL);
+        }
+    }
+
+    /// A connection's carry or pending output grew: pause reading from it if its output is
+    /// past `--max-pending` or the pool is used up.
+    fn grew(&mut self, conn: &mut Conn) {
+        let pending = conn.pending.len();
+        self.stats.pending_high_water = self.stats.pending_high_water.max(pending as u64);
+        if pending > self.max_pending {
+            self.pause(conn, PENDING_FULL);
+        }
+        if self.pool.exhausted() {
+            match self.pool_holder {
+                None => self.pool_holder = Some(conn.id),
+                Some(holder) if holder == conn.id => {}
+                Some(_) => self.pause(conn, POOL_EMPTY),
+            }
+        }
+    }
+
+    fn pause(&mut self, conn: &mut Conn, why: u8) {
+        if conn.paused_for & why != 0 {
+            return;
+        }
+        if conn.paused_for == 0 {
+            self.gates.pause(conn.id.index);
+            self.stats.pauses += 1;
+            debug!(
+                "connection {} from {}: reading paused ({})",
+                conn.id.index,
+                conn.peer,
+                if why == PENDING_FULL {
+                    "its client does not take its replies"
+                } else {
+                    "the buffer pool is used up"
+                }
+            );
+        }
+        conn.paused_for |= why;
+        if why == POOL_EMPTY {
+            self.pool_waiters.push(conn.id);
+        }
+    }
+
+    /// Takes back one reason for a pause; with none left, the reader is told to read again.
+    fn resume(&mut self, conn: &mut Conn, why: u8) {
+        if conn.paused_for & why == 0 {
+            return;
+        }
+        conn.paused_for &= !why;
+        if conn.paused_for == 0 {
+            debug!(
+                "connection {} from {}: reading resumed",
+                conn.id.index, conn.peer
+            );
+            if self.gates.resume(conn.id.index) {
+                self.notify(Notice::Resume(conn.id.index));
+                self.control.wake_reader();
+            }
+        }
+    }
+
+    /// Pushes a notice to the reader. The ring has room for two per connection there can be
+    /// (a done and a resume), so it is never full; it is disconnected once the reader has
+    /// stopped, and then nobody needs the notice.
+    fn notify(&mut self, notice: Notice) {
+        let pushed = self.notices.try_push(notice.encode());
+        debug_assert!(
+            !matches!(pushed, Err(ring::TryPushError::Full(_))),
+            "notice ring full"
+        );
     }
 
     /// A write failed (a reset, EPIPE): this connection is over, nobody else is affected. The
@@ -767,16 +1094,19 @@ impl Ctx {
         let _ = conn.stream.shutdown_both();
     }
 
-    /// Nothing more can be delivered to this connection: its pending output is dropped and
-    /// nothing more is answered or sent.
+    /// Nothing more can be delivered to this connection: its pending output and carry are
+    /// dropped, nothing more is answered or sent, and the reader reads on to the end of
+    /// stream (a paused connection is resumed for that).
     fn abandon(&mut self, conn: &mut Conn) {
         if conn.has_pending() {
             self.output_done(conn);
         }
-        conn.pending.clear();
-        conn.sent = 0;
+        conn.pending.clear(&mut self.pool);
+        conn.carry.clear(&mut self.pool);
         conn.broken = true;
         conn.answering = false;
+        self.activity.remove(conn.id.index);
+        self.resume(conn, PENDING_FULL | POOL_EMPTY);
     }
 
     /// A connection's pending output became non-empty: count it and ask for EPOLLOUT.
@@ -810,6 +1140,25 @@ impl Ctx {
                 conn.id.index, conn.peer
             );
         }
+    }
+
+    /// The periodic `debug` line: what both threads counted so far.
+    fn log_stats(&self) {
+        let read = self.control.reader_stats.load();
+        debug!(
+            "stats: {} connections ({} rejected, {} shed, {} timed out), {} ring events, {} bytes in, {} bytes out, {} pauses, pending high-water {} bytes, buffered {} bytes (high-water {})",
+            read.accepted,
+            read.rejected,
+            read.shed,
+            self.stats.timed_out,
+            read.events,
+            read.bytes_in,
+            self.stats.bytes_out,
+            self.stats.pauses,
+            self.stats.pending_high_water,
+            self.pool.bytes_in_use(),
+            self.pool.high_water_bytes(),
+        );
     }
 
     fn flush_stdout(&mut self) {
