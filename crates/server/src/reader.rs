@@ -15,7 +15,7 @@
 use crate::config::Config;
 use crate::conn::{ConnId, MAX_INDICES, own_token};
 use crate::control::{Control, StopReason};
-use crate::gate::{Gates, Notice};
+use crate::gate::{Gates, Notice, PAUSED, PENDING_FULL};
 use crate::slot::{Kind, Opened, Slot};
 use crate::stats::ReaderStats;
 use log::{debug, error, info, warn};
@@ -245,8 +245,21 @@ impl Reader {
     /// Takes the worker's notices: frees the indices it is done with, and puts resumed
     /// connections back in the ready queue (no edge will report what arrived while paused).
     fn take_notices(&mut self) {
-        while let Ok(batch) = self.notices.try_read() {
-            for &word in batch.iter() {
+        // Copied out and released before they are acted on: a resume notice's slot must be
+        // free by the time `resume_taken` lets the worker send the next one, so that the ring
+        // never holds more than two notices per index (a resume and a done).
+        let mut words = [0; 64];
+        loop {
+            let count = match self.notices.try_read_up_to(words.len()) {
+                Ok(batch) => {
+                    for (word, &notice) in words.iter_mut().zip(batch.iter()) {
+                        *word = notice;
+                    }
+                    batch.len()
+                }
+                Err(_) => return,
+            };
+            for &word in &words[..count] {
                 match Notice::decode(word) {
                     Notice::Done(index) => self.table.release(index),
                     Notice::Resume(index) => {
@@ -367,7 +380,7 @@ impl Reader {
             let Some(index) = self.ready.pop_front() else {
                 break;
             };
-            match self.serve(index, READ_BUDGET) {
+            match self.serve(index, READ_BUDGET, PAUSED) {
                 Served::Drained | Served::Paused => {
                     if let Some(conn) = self.table.by_index(index) {
                         conn.queued = false;
@@ -387,9 +400,9 @@ impl Reader {
         }
     }
 
-    /// Reads connection `index` into ring slots, at most `budget` reads; publishes its `Open`
-    /// first if that is still due.
-    fn serve(&mut self, index: u32, budget: usize) -> Served {
+    /// Reads connection `index` into ring slots, at most `budget` reads, unless the worker
+    /// paused it for one of `reasons`; publishes its `Open` first if that is still due.
+    fn serve(&mut self, index: u32, budget: usize, reasons: u8) -> Served {
         let Self {
             poller,
             table,
@@ -421,7 +434,7 @@ impl Reader {
         }
         let mut last = None;
         for _ in 0..budget {
-            if gates.is_paused(index) {
+            if gates.is_paused(index, reasons) {
                 return Served::Paused;
             }
             let mut claim = match producer.try_claim(1) {
@@ -485,8 +498,10 @@ impl Reader {
             let mut reads_left = buffered.div_ceil(self.buffer_size) + 1;
             while reads_left > 0 {
                 let budget = reads_left.min(READ_BUDGET);
-                match self.serve(index, budget) {
-                    // A paused client does not take its replies: what it sent is not read.
+                // A client paused because it does not take its replies is not read: its input
+                // would only add to output it does not take. One paused because the pool ran
+                // out is read like the others.
+                match self.serve(index, budget, PENDING_FULL) {
                     Served::Drained | Served::Paused => break,
                     Served::WorkerGone => return,
                     Served::Budget => reads_left -= budget,

@@ -23,7 +23,7 @@ use crate::buffers::{Chain, Pool};
 use crate::config::{Config, WaitMode};
 use crate::conn::{ConnId, own_token};
 use crate::control::{Control, StopReason};
-use crate::gate::{Gates, Notice};
+use crate::gate::{Gates, Notice, PENDING_FULL, POOL_EMPTY};
 use crate::slot::{Kind, Slot};
 use log::{debug, info, log_enabled, warn};
 use poller::{Events, Interest, Poller, Stream, Token, Waker};
@@ -47,10 +47,6 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 const STATS_INTERVAL: Duration = Duration::from_secs(2);
 /// The most pieces one `sendmsg` gathers; a reply with more sends the rest from pending output.
 const MAX_SLICES: usize = 64;
-
-/// Why reading from a connection is paused (bits of [`Conn::paused_for`]).
-const PENDING_FULL: u8 = 1;
-const POOL_EMPTY: u8 = 2;
 
 /// What the worker counted, for the summary.
 #[derive(Clone, Copy, Debug, Default)]
@@ -467,8 +463,12 @@ impl Core {
     fn share_pool(&mut self) {
         let ctx = &mut self.ctx;
         if let Some(id) = ctx.pool_holder {
+            // Done, or unable to finish: a holder whose client does not take its replies is
+            // not read until it does.
             let done = match self.conns.get(id.index as usize) {
-                Some(Some(conn)) if conn.id == id => conn.carry.is_empty() || conn.broken,
+                Some(Some(conn)) if conn.id == id => {
+                    conn.carry.is_empty() || conn.broken || conn.paused_for & PENDING_FULL != 0
+                }
                 _ => true,
             };
             if done {
@@ -492,6 +492,8 @@ impl Core {
             {
                 ctx.resume(conn, POOL_EMPTY);
                 if !all {
+                    // It may go past the limit: it is the one whose unit gets finished.
+                    ctx.pool_holder = Some(id);
                     break;
                 }
             }
@@ -541,7 +543,10 @@ impl Core {
         let (_, at) = self.ctx.activity.oldest()?;
         // `epoll_wait` counts whole milliseconds, rounding down: add one so that the wake-up
         // comes after the deadline, not just before it.
-        let left = (at + timeout).saturating_duration_since(Instant::now());
+        // A timeout too long for the clock to add means no deadline at all.
+        let left = at
+            .checked_add(timeout)?
+            .saturating_duration_since(Instant::now());
         Some(left + Duration::from_millis(1))
     }
 
@@ -729,7 +734,7 @@ impl Ctx {
                             Part::Bytes(&part[line.end..last_end]),
                         ],
                     );
-                    conn.carry.clear(&mut self.pool);
+                    self.clear_carry(conn);
                 }
                 None => self.send(conn, &[Part::Bytes(&part[..last_end])]),
             }
@@ -743,7 +748,7 @@ impl Ctx {
                 Ok(LinesEnd::Stopped { at }) => {
                     // An exit line, honoured: it is not echoed, and whatever of it was
                     // carried goes with it.
-                    conn.carry.clear(&mut self.pool);
+                    self.clear_carry(conn);
                     self.exit(conn);
                     from += at;
                     if from == chunk.len() {
@@ -779,7 +784,7 @@ impl Ctx {
                 Part::Bytes(b" bytes\n"),
             ],
         );
-        conn.carry.clear(&mut self.pool);
+        self.clear_carry(conn);
         conn.answering = false;
         conn.end = Some(End::Write);
     }
@@ -803,7 +808,7 @@ impl Ctx {
                         "connection {} from {}: {too_large}; closing",
                         conn.id.index, conn.peer
                     );
-                    conn.carry.clear(&mut self.pool);
+                    self.clear_carry(conn);
                     conn.answering = false;
                     conn.end = Some(End::Both);
                     return;
@@ -817,7 +822,7 @@ impl Ctx {
                     // Nothing is taken for the frame yet: its blocks come as its bytes do.
                     *len = announced;
                     *whole = None;
-                    conn.carry.clear(&mut self.pool);
+                    self.clear_carry(conn);
                 }
                 Some(FrameEvent::Payload(range)) => {
                     let range = at + range.start..at + range.end;
@@ -833,7 +838,7 @@ impl Ctx {
                     let header = frame_header(*len);
                     let whole = whole.take();
                     if exit && conn.may_exit {
-                        conn.carry.clear(&mut self.pool);
+                        self.clear_carry(conn);
                         self.exit(conn);
                         continue;
                     }
@@ -845,7 +850,7 @@ impl Ctx {
                         None => {
                             let carried = Part::Carried(0..conn.carry.len());
                             self.send(conn, &[Part::Bytes(&header), carried]);
-                            conn.carry.clear(&mut self.pool);
+                            self.clear_carry(conn);
                         }
                     }
                 }
@@ -889,7 +894,7 @@ impl Ctx {
                 }
             }
         }
-        conn.carry.clear(&mut self.pool);
+        self.clear_carry(conn);
         conn.answering = false;
         conn.end.get_or_insert(End::Write);
     }
@@ -1023,9 +1028,13 @@ impl Ctx {
         }
         if self.pool.exhausted() {
             match self.pool_holder {
-                None => self.pool_holder = Some(conn.id),
                 Some(holder) if holder == conn.id => {}
-                Some(_) => self.pause(conn, POOL_EMPTY),
+                // The first to ask becomes the holder, unless it cannot finish its unit (it is
+                // paused) or others asked before it (they go first, in order).
+                None if conn.paused_for == 0 && self.pool_waiters.is_empty() => {
+                    self.pool_holder = Some(conn.id);
+                }
+                _ => self.pause(conn, POOL_EMPTY),
             }
         }
     }
@@ -1034,8 +1043,12 @@ impl Ctx {
         if conn.paused_for & why != 0 {
             return;
         }
+        self.gates.pause(conn.id.index, why);
+        if why == PENDING_FULL && self.pool_holder == Some(conn.id) {
+            // It cannot finish its unit until its client reads: let another one go.
+            self.pool_holder = None;
+        }
         if conn.paused_for == 0 {
-            self.gates.pause(conn.id.index);
             self.stats.pauses += 1;
             debug!(
                 "connection {} from {}: reading paused ({})",
@@ -1051,24 +1064,40 @@ impl Ctx {
         conn.paused_for |= why;
         if why == POOL_EMPTY {
             self.pool_waiters.push(conn.id);
+            // The server holds it up, not its client: off the idle clock until resumed.
+            self.activity.remove(conn.id.index);
         }
     }
 
-    /// Takes back one reason for a pause; with none left, the reader is told to read again.
+    /// Takes back reasons for a pause; with none left, the reader is told to read again.
     fn resume(&mut self, conn: &mut Conn, why: u8) {
-        if conn.paused_for & why == 0 {
+        let cleared = conn.paused_for & why;
+        if cleared == 0 {
             return;
         }
-        conn.paused_for &= !why;
+        conn.paused_for &= !cleared;
+        if cleared & POOL_EMPTY != 0 && !conn.broken {
+            // Back on the idle clock, from now: the wait was the server's doing.
+            self.activity.touch(conn.id.index, self.now);
+        }
         if conn.paused_for == 0 {
             debug!(
                 "connection {} from {}: reading resumed",
                 conn.id.index, conn.peer
             );
-            if self.gates.resume(conn.id.index) {
-                self.notify(Notice::Resume(conn.id.index));
-                self.control.wake_reader();
-            }
+        }
+        if self.gates.resume(conn.id.index, cleared) {
+            self.notify(Notice::Resume(conn.id.index));
+            self.control.wake_reader();
+        }
+    }
+
+    /// Empties a connection's carry: its unit is done (or dropped). If it was the pool's
+    /// holder, another connection's turn comes.
+    fn clear_carry(&mut self, conn: &mut Conn) {
+        conn.carry.clear(&mut self.pool);
+        if self.pool_holder == Some(conn.id) {
+            self.pool_holder = None;
         }
     }
 
@@ -1102,7 +1131,7 @@ impl Ctx {
             self.output_done(conn);
         }
         conn.pending.clear(&mut self.pool);
-        conn.carry.clear(&mut self.pool);
+        self.clear_carry(conn);
         conn.broken = true;
         conn.answering = false;
         self.activity.remove(conn.id.index);
