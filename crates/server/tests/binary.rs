@@ -4,7 +4,7 @@
 mod common;
 
 use common::{Binary, connect, read_n, read_to_end, send_pieces};
-use rustix::process::{Pid, Signal, kill_process};
+use rustix::process::Signal;
 use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpListener};
 use std::process::Command;
@@ -99,7 +99,7 @@ fn it_listens_on_both_loopbacks_with_one_port_and_stops_on_sigterm() {
     client.write_all(b"over four\n").unwrap();
     assert_eq!(read_n(&mut client, 10), b"ruof revo\n");
 
-    signal(&server, Signal::TERM);
+    server.signal(Signal::TERM);
     let (status, lines, _) = server.wait();
     assert_eq!(status.code(), Some(0), "{lines:?}");
     let summary = lines
@@ -125,7 +125,7 @@ fn explicit_bind_addresses_share_the_port_picked_for_the_first() {
         let v6_line = format!("listening on [::1]:{}", v4.port());
         server.wait_for_line(|l| l == v6_line);
     }
-    signal(&server, Signal::TERM);
+    server.signal(Signal::TERM);
     let (status, lines, _) = server.wait();
     assert_eq!(status.code(), Some(0), "{lines:?}");
 }
@@ -145,7 +145,7 @@ fn connection_events_and_misbehaving_clients_are_logged() {
     server.wait_for_line(|l| l.contains("DEBUG") && l.contains("line longer than 4 bytes"));
     server.wait_for_line(|l| l.contains("DEBUG") && l.contains("opened"));
     server.wait_for_line(|l| l.contains("DEBUG") && l.contains("closed"));
-    signal(&server, Signal::TERM);
+    server.signal(Signal::TERM);
     let (status, lines, _) = server.wait();
     assert_eq!(status.code(), Some(0), "{lines:?}");
 }
@@ -157,7 +157,7 @@ fn sigint_stops_it_gracefully_too() {
     let mut client = connect(addr);
     client.write_all(b"abc\n").unwrap();
     assert_eq!(read_n(&mut client, 4), b"cba\n");
-    signal(&server, Signal::INT);
+    server.signal(Signal::INT);
     let (status, lines, _) = server.wait();
     assert_eq!(status.code(), Some(0), "{lines:?}");
     assert!(
@@ -168,9 +168,18 @@ fn sigint_stops_it_gracefully_too() {
 
 /// A client that sends 16 MiB and reads none of the replies keeps the server's stop waiting
 /// (for up to 5 s) on its pending output: a second signal then ends the process at once.
+/// (`--max-pending` lets the server take all 16 MiB, so that the client's write completes.)
 #[test]
 fn a_second_signal_while_stopping_ends_the_process_with_status_1() {
-    let mut server = Binary::spawn(&["--quiet", "0"]);
+    let room = "67108864";
+    let mut server = Binary::spawn(&[
+        "--quiet",
+        "--max-pending",
+        room,
+        "--max-buffered",
+        room,
+        "0",
+    ]);
     let addr = server.listening();
     let mut stuck = connect(addr);
     let lines: Vec<u8> = (0..160_000u32)
@@ -178,9 +187,9 @@ fn a_second_signal_while_stopping_ends_the_process_with_status_1() {
         .collect();
     // More than the sockets hold unread (see the partial-write test in load.rs).
     stuck.write_all(&lines).unwrap();
-    signal(&server, Signal::TERM);
+    server.signal(Signal::TERM);
     server.wait_for_line(|l| l.contains("signal received: stopping"));
-    signal(&server, Signal::TERM);
+    server.signal(Signal::TERM);
     let (status, lines, _) = server.wait();
     assert_eq!(status.code(), Some(1), "{lines:?}");
     assert!(
@@ -188,11 +197,6 @@ fn a_second_signal_while_stopping_ends_the_process_with_status_1() {
         "{lines:?}"
     );
     drop(stuck);
-}
-
-fn signal(server: &Binary, signal: Signal) {
-    let pid = Pid::from_raw(i32::try_from(server.pid()).unwrap()).unwrap();
-    kill_process(pid, signal).unwrap();
 }
 
 #[test]
@@ -254,7 +258,7 @@ fn idle_ticks(wait: &str, window: Duration) -> u64 {
         std::thread::sleep(left);
     }
     let used = cpu_ticks(server.pid()) - before;
-    signal(&server, Signal::TERM);
+    server.signal(Signal::TERM);
     let (status, _, _) = server.wait();
     assert_eq!(status.code(), Some(0));
     used
@@ -277,4 +281,42 @@ fn an_idle_server_uses_no_cpu_unless_told_to_spin() {
         spun >= 10,
         "--wait spin used only {spun} ticks: is the check measuring?"
     );
+}
+
+/// Under load the worker logs what both threads counted every couple of seconds, at `debug`.
+#[test]
+fn under_load_a_stats_line_is_logged_every_few_seconds() {
+    let mut server = Binary::spawn_logging(&["--quiet", "0"], "debug");
+    let addr = server.listening();
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let talker = std::thread::spawn(move || {
+        let mut client = connect(addr);
+        // A line every 50 ms until told to stop, or for as long as any test waits.
+        for _ in 0..(common::PATIENCE.as_millis() / 50) {
+            client.write_all(b"load\n").unwrap();
+            assert_eq!(read_n(&mut client, 5), b"daol\n");
+            if stopped.recv_timeout(Duration::from_millis(50)).is_ok() {
+                break;
+            }
+        }
+    });
+    let line = server.wait_for_line(|l| l.contains("stats: "));
+    stop.send(()).unwrap();
+    common::join(talker);
+    for field in [
+        " connections (",
+        " rejected, ",
+        " timed out)",
+        " ring events, ",
+        " bytes in, ",
+        " bytes out, ",
+        " pauses, ",
+        "pending high-water ",
+        "buffered ",
+    ] {
+        assert!(line.contains(field), "{field:?} missing: {line}");
+    }
+    server.signal(Signal::TERM);
+    let (status, lines, _) = server.wait();
+    assert_eq!(status.code(), Some(0), "{lines:?}");
 }

@@ -25,6 +25,16 @@ fn tagged_lines(client: usize, lines: usize, width: usize) -> Vec<u8> {
     out
 }
 
+/// A server that keeps up to 64 MiB of output for a client that reads late, instead of
+/// pausing it at the default 1 MiB: the tests below write everything before they read, which
+/// against the default would stall both sides (see tests/backpressure.rs for the pause).
+fn roomy() -> server::Config {
+    let mut config = config();
+    config.max_pending = 64 << 20;
+    config.max_buffered = 64 << 20;
+    config
+}
+
 /// A client that reads nothing until it has sent everything, then `exit`: the server's writes
 /// to it come up short, the rest waits in pending output, and when the exit stops the server
 /// the client still gets every byte, in order, within the grace period.
@@ -35,7 +45,7 @@ fn tagged_lines(client: usize, lines: usize, width: usize) -> Vec<u8> {
 /// small here).
 #[test]
 fn partial_writes_to_a_late_reader_deliver_every_byte_in_order() {
-    let server = Running::start(config());
+    let server = Running::start(roomy());
     let mut client = connect(server.addr());
     sockopt::set_socket_recv_buffer_size(&client, 64 * 1024).unwrap();
     let input = tagged_lines(1, 160_000, 100);
@@ -54,7 +64,7 @@ fn partial_writes_to_a_late_reader_deliver_every_byte_in_order() {
 /// are answered at once.
 #[test]
 fn a_late_reader_does_not_hold_up_the_others() {
-    let server = Running::start(config());
+    let server = Running::start(roomy());
     let mut late = connect(server.addr());
     sockopt::set_socket_recv_buffer_size(&late, 64 * 1024).unwrap();
     let input = tagged_lines(0, 20_000, 100);
@@ -244,7 +254,7 @@ fn every_wait_mode_serves_a_full_ring_correctly() {
 #[test]
 fn after_a_drained_short_write_the_end_of_the_connection_is_counted_once() {
     for reset_at_end in [false, true] {
-        let server = Running::start(config());
+        let server = Running::start(roomy());
         let mut client = connect(server.addr());
         sockopt::set_socket_recv_buffer_size(&client, 64 * 1024).unwrap();
         let input = tagged_lines(2, 160_000, 100);

@@ -4,12 +4,13 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+use rustix::process::{Pid, Signal, kill_process};
 use server::{Config, Server, StopHandle, Summary};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::thread;
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 /// The longest any test waits for something that takes milliseconds on loopback.
@@ -38,7 +39,10 @@ impl Running {
         let addrs = server.local_addrs().to_vec();
         let stop = server.stop_handle();
         let (sender, result) = mpsc::channel();
-        thread::spawn(move || sender.send(server.run()));
+        thread::spawn(move || {
+            // The test may have given up on the result already: nobody to tell then.
+            let _ = sender.send(server.run());
+        });
         Self {
             addrs,
             stop,
@@ -159,6 +163,12 @@ impl Binary {
         self.child.id()
     }
 
+    /// Sends it `signal` (SIGTERM stops it gracefully).
+    pub(crate) fn signal(&self, signal: Signal) {
+        let pid = Pid::from_raw(i32::try_from(self.pid()).expect("pid")).expect("pid");
+        kill_process(pid, signal).expect("kill");
+    }
+
     /// Waits for a stderr line that satisfies `wanted`; returns it.
     pub(crate) fn wait_for_line(&mut self, wanted: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + PATIENCE;
@@ -232,4 +242,28 @@ pub(crate) fn send_pieces(client: &mut TcpStream, pieces: &[&[u8]]) {
         client.write_all(piece).expect("send");
         client.flush().expect("flush");
     }
+}
+
+/// A field of `/proc/<pid>/status` counted in KiB (`VmRSS`, `VmData`), or why it cannot be read.
+pub(crate) fn try_status_kib(pid: u32, field: &str) -> Result<u64, String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("server {pid} is gone? /proc/{pid}/status: {e}"))?;
+    // `VmRSS:	    1234 kB`
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| format!("no {field} in /proc/{pid}/status"))
+}
+
+/// As [`try_status_kib`], failing the test if the field cannot be read.
+pub(crate) fn status_kib(pid: u32, field: &str) -> u64 {
+    try_status_kib(pid, field).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Joins a test thread, passing its panic on as it was.
+pub(crate) fn join<T>(thread: JoinHandle<T>) -> T {
+    thread
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
