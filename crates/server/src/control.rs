@@ -81,7 +81,8 @@ impl Control {
 
     pub(crate) fn wake_reader(&self) {
         // An eventfd write fails only if its counter would overflow, and then a wake-up is
-        // pending anyway.
+        // pending anyway. (The reader watches it edge-triggered and never reads it back: the
+        // counter grows by one per wake, and 2^64 wakes do not happen.)
         let _ = self.reader_waker.wake();
     }
 }

@@ -52,6 +52,9 @@ struct Conn {
     announced: bool,
     /// Whether the connection is in the ready queue.
     queued: bool,
+    /// Whether epoll reported the peer's end (RDHUP, HUP or an error): reads then go on to end
+    /// of stream, since no further edge will come for it.
+    closing: bool,
 }
 
 struct Entry {
@@ -91,6 +94,7 @@ impl Table {
             announced: false,
             // Every new connection goes to the ready queue at once.
             queued: true,
+            closing: false,
         });
         self.live += 1;
         id
@@ -164,7 +168,12 @@ impl Reader {
         config: &Config,
     ) -> io::Result<Self> {
         let poller = Poller::new()?;
-        poller.add(&control.reader_waker, WAKE, Interest::READABLE)?;
+        // Edge-triggered: every wake is an edge, so the counter need not be read back.
+        poller.add(
+            &control.reader_waker,
+            WAKE,
+            Interest::READABLE | Interest::EDGE,
+        )?;
         if let Some(signals) = &signals {
             poller.add(signals, SIGNALS, Interest::READABLE)?;
         }
@@ -279,11 +288,9 @@ impl Reader {
 
     fn on_event(&mut self, event: Event) {
         match event.token() {
-            WAKE => {
-                // The stop flag and the ring are looked at every round; the wake-up only
-                // ended the wait.
-                let _ = self.control.reader_waker.drain();
-            }
+            // The stop flag and the ring are looked at every round; the wake-up only ended the
+            // wait (and, edge-triggered, needs no reading back).
+            WAKE => {}
             SIGNALS => {
                 if let Some(signals) = &mut self.signals {
                     let mut buf = [0; 64];
@@ -296,10 +303,14 @@ impl Reader {
                 Some(id) => {
                     if let Some(conn) = self.table.get_mut(id)
                         && conn.stream.is_some()
-                        && !conn.queued
                     {
-                        conn.queued = true;
-                        self.ready.push_back(id.index);
+                        if event.is_read_closed() || event.is_hangup() || event.is_error() {
+                            conn.closing = true;
+                        }
+                        if !conn.queued {
+                            conn.queued = true;
+                            self.ready.push_back(id.index);
+                        }
                     }
                 }
                 None => {
@@ -433,6 +444,7 @@ impl Reader {
             conn.announced = true;
         }
         let mut last = None;
+        let mut drained = false;
         for _ in 0..budget {
             if gates.is_paused(index, reasons) {
                 return Served::Paused;
@@ -451,6 +463,11 @@ impl Reader {
                     slot.set(conn.id, Kind::Data);
                     slot.len = n;
                     stats.bytes_in += n as u64;
+                    // A read that did not fill the slot took everything the socket had, and
+                    // bytes that arrive later raise a new edge: the read that would only say
+                    // `WouldBlock` is saved (one system call per message in ping-pong). Not when
+                    // the peer's end was reported: that edge has been and gone.
+                    drained = n < slot.buf.len() && !conn.closing;
                 }
                 // The claim is dropped unpublished: the next claim reuses the slot.
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Served::Drained,
@@ -464,6 +481,9 @@ impl Reader {
             stats.events += 1;
             if last.is_some() {
                 break;
+            }
+            if drained {
+                return Served::Drained;
             }
         }
         match last {

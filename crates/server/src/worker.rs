@@ -41,6 +41,8 @@ use std::time::{Duration, Instant};
 const WAKE: Token = own_token(0);
 /// Empty polls of the ring before a `block` worker goes to sleep.
 const SPINS_BEFORE_SLEEP: u32 = 128;
+/// Empty polls of the ring between two housekeeping rounds of a `spin` or `yield` worker.
+const TICK_EVERY_IDLE_SPINS: u32 = 1024;
 /// How long clients get to take their pending output once the server stops.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// The least time between two periodic stats lines (`debug`, only while there is traffic).
@@ -178,7 +180,9 @@ struct Core {
 /// What connection handlers share.
 struct Ctx {
     poller: Poller,
-    waker: Option<Arc<Waker>>,
+    /// The eventfd the reader's publishes write (with `--wait block`): held so that it lives
+    /// as long as its registration in `poller`; edge-triggered, it is never read.
+    _waker: Option<Arc<Waker>>,
     notices: Producer<u32>,
     gates: Arc<Gates>,
     control: Arc<Control>,
@@ -216,7 +220,8 @@ impl Worker {
     ) -> io::Result<Self> {
         let poller = Poller::new()?;
         if let Some(waker) = &waker {
-            poller.add(&**waker, WAKE, Interest::READABLE)?;
+            // Edge-triggered: every wake is an edge, so the counter need not be read back.
+            poller.add(&**waker, WAKE, Interest::READABLE | Interest::EDGE)?;
         }
         let stdout = (!config.quiet).then(|| io::BufWriter::with_capacity(64 * 1024, io::stdout()));
         Ok(Self {
@@ -225,7 +230,7 @@ impl Worker {
                 conns: Vec::new(),
                 ctx: Ctx {
                     poller,
-                    waker,
+                    _waker: waker,
                     notices,
                     gates,
                     control,
@@ -276,8 +281,8 @@ impl Worker {
                 Err(TryReadError::Empty) => true,
                 Err(TryReadError::Disconnected) => break,
             };
-            self.core.tick(&mut last_stats);
             if !empty {
+                self.core.tick(&mut last_stats);
                 idle = 0;
                 // Under steady load the ring is never empty: look for writable sockets here
                 // too, without blocking, or pending output would wait for a lull.
@@ -286,17 +291,25 @@ impl Worker {
                 }
                 continue;
             }
+            // Housekeeping costs a clock read: not on every empty poll of the ring, but before
+            // sleeping and every so often while spinning.
+            idle = idle.wrapping_add(1);
             match self.core.ctx.wait {
-                WaitMode::Spin | WaitMode::Yield if self.core.ctx.writers > 0 => {
-                    self.core.poll(&mut events, Some(Duration::ZERO))?;
+                WaitMode::Spin | WaitMode::Yield => {
+                    if idle.is_multiple_of(TICK_EVERY_IDLE_SPINS) {
+                        self.core.tick(&mut last_stats);
+                    }
+                    if self.core.ctx.writers > 0 {
+                        self.core.poll(&mut events, Some(Duration::ZERO))?;
+                    } else if self.core.ctx.wait == WaitMode::Spin {
+                        std::hint::spin_loop();
+                    } else {
+                        std::thread::yield_now();
+                    }
                 }
-                WaitMode::Spin => std::hint::spin_loop(),
-                WaitMode::Yield => std::thread::yield_now(),
-                WaitMode::Block if idle < SPINS_BEFORE_SLEEP => {
-                    idle += 1;
-                    std::hint::spin_loop();
-                }
+                WaitMode::Block if idle <= SPINS_BEFORE_SLEEP => std::hint::spin_loop(),
                 WaitMode::Block => {
+                    self.core.tick(&mut last_stats);
                     if let Some(sleep) = self.consumer.announce_sleep() {
                         // Asleep until a publish, a writable socket or the next idle deadline.
                         let timeout = self.core.next_deadline();
@@ -418,9 +431,6 @@ impl Core {
         self.ctx.now = Instant::now();
         for event in events.iter() {
             if event.token() == WAKE {
-                if let Some(waker) = &self.ctx.waker {
-                    let _ = waker.drain();
-                }
                 continue;
             }
             let Some(id) = ConnId::from_token(event.token()) else {
