@@ -1,0 +1,214 @@
+//! What the three workloads share: the clock, the tally of results, connecting, and the
+//! non-blocking read and write loops.
+
+use crate::Error;
+use hdrhistogram::Histogram;
+use poller::{Interest, Stream};
+use std::io::{self, ErrorKind};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// How long setting up one connection may take before the run gives up on the server.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the replies still owed at the end of a timed run may take: a healthy server answers
+/// in milliseconds, so what is missing after this is counted as short.
+pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Every connection is watched for everything, edge-triggered: one registration for its life,
+/// no `epoll_ctl` per message. Writable edges that come while nothing is pending cost a flag
+/// test.
+pub(crate) fn interest() -> Interest {
+    Interest::READABLE | Interest::WRITABLE | Interest::READ_CLOSED | Interest::EDGE
+}
+
+/// Nanoseconds since the start of the run: one `clock_gettime` (vDSO, no system call).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Clock {
+    base: Instant,
+}
+
+impl Clock {
+    pub(crate) fn new() -> Self {
+        Self {
+            base: Instant::now(),
+        }
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        nanos(self.base.elapsed())
+    }
+}
+
+/// A duration in nanoseconds, saturating (584 years is enough for a benchmark).
+pub(crate) fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The latency histogram every report carries: nanoseconds from 1 ns to an hour, three
+/// significant digits (about 250 KiB).
+///
+/// # Panics
+///
+/// Never: the bounds are constants that `hdrhistogram` accepts.
+#[must_use]
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("constant, valid bounds")
+}
+
+/// What a run counted.
+#[derive(Debug)]
+pub(crate) struct Tally {
+    pub(crate) messages: u64,
+    pub(crate) bytes: u64,
+    pub(crate) latency: Histogram<u64>,
+    pub(crate) mismatches: u64,
+    pub(crate) resets: u64,
+    pub(crate) short: u64,
+}
+
+impl Tally {
+    pub(crate) fn new() -> Self {
+        Self {
+            messages: 0,
+            bytes: 0,
+            latency: latency_histogram(),
+            mismatches: 0,
+            resets: 0,
+            short: 0,
+        }
+    }
+
+    pub(crate) fn errors(&self) -> u64 {
+        self.mismatches + self.resets + self.short
+    }
+}
+
+/// A progress line on stderr every second, for long runs; silent otherwise.
+#[derive(Debug)]
+pub(crate) struct Progress {
+    enabled: bool,
+    next: u64,
+    last_messages: u64,
+    last_at: u64,
+}
+
+impl Progress {
+    const PERIOD: u64 = 1_000_000_000;
+
+    pub(crate) fn new(enabled: bool) -> Self {
+        Self {
+            enabled,
+            next: Self::PERIOD,
+            last_messages: 0,
+            last_at: 0,
+        }
+    }
+
+    /// When the next line is due, if lines are printed at all.
+    pub(crate) fn due(&self) -> Option<u64> {
+        self.enabled.then_some(self.next)
+    }
+
+    /// Prints a line if one is due at `now`.
+    pub(crate) fn tick(&mut self, now: u64, phase: &str, tally: &Tally) {
+        if !self.enabled || now < self.next {
+            return;
+        }
+        let interval = now.saturating_sub(self.last_at).max(1) as f64 / 1e9;
+        let rate = tally.messages.saturating_sub(self.last_messages) as f64 / interval;
+        eprintln!(
+            "progress: {:.0} s {phase}: {rate:.0} msgs/s, {} messages, {} errors",
+            now as f64 / 1e9,
+            tally.messages,
+            tally.errors()
+        );
+        self.last_messages = tally.messages;
+        self.last_at = now;
+        // Skip ticks missed while busy rather than printing a burst of them.
+        while self.next <= now {
+            self.next += Self::PERIOD;
+        }
+    }
+}
+
+/// Connects with a blocking `connect` (setup is not measured), then makes the socket
+/// non-blocking with `TCP_NODELAY`, so small requests leave at once.
+pub(crate) fn connect(addr: SocketAddr) -> Result<Stream, Error> {
+    let setup = || -> io::Result<Stream> {
+        let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
+        stream.set_nonblocking(true)?;
+        stream.set_nodelay(true)?;
+        Ok(Stream::from(stream))
+    };
+    setup().map_err(|source| Error::Connect { addr, source })
+}
+
+/// Sends `out[*pos..]` until it is all sent or the socket takes no more, advancing `*pos`.
+///
+/// A send that takes less than it was offered means the send buffer is full; the kernel has
+/// then marked the socket to report writable when room frees up, so the loop stops there
+/// rather than spend a system call on the `EAGAIN` that would follow.
+pub(crate) fn flush(stream: &Stream, out: &[u8], pos: &mut usize) -> io::Result<()> {
+    while *pos < out.len() {
+        let offered = out.len() - *pos;
+        match stream.send(&out[*pos..]) {
+            Ok(sent) => {
+                *pos += sent;
+                if sent < offered {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The peer's bytes were not the reply owed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Mismatch;
+
+/// How a [`read_available`] ended.
+#[derive(Debug)]
+pub(crate) enum ReadEnd {
+    /// Nothing more to read for now; a new edge will say when there is.
+    Drained,
+    /// The peer closed its side (after the bytes it sent, which were all handed over).
+    Eof,
+    /// The read failed: reset, or worse.
+    Failed,
+    /// The callback found bytes that were not owed.
+    Mismatch,
+}
+
+/// Reads everything the socket has, handing each piece to `on_data` as it comes.
+///
+/// A read that fills less than the buffer took everything the socket had at that moment, and
+/// anything arriving later raises a new edge, so the loop stops there instead of making the
+/// `EAGAIN` read: one system call fewer per wake-up. The exception is an event that already
+/// reported the end of the stream or an error (`closing`): no new edge comes for those, so the
+/// loop reads on until it sees them.
+pub(crate) fn read_available(
+    stream: &Stream,
+    buf: &mut [u8],
+    closing: bool,
+    mut on_data: impl FnMut(&[u8]) -> Result<(), Mismatch>,
+) -> ReadEnd {
+    loop {
+        match stream.read(buf) {
+            Ok(0) => return ReadEnd::Eof,
+            Ok(n) => {
+                if on_data(&buf[..n]).is_err() {
+                    return ReadEnd::Mismatch;
+                }
+                if n < buf.len() && !closing {
+                    return ReadEnd::Drained;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return ReadEnd::Drained,
+            Err(_) => return ReadEnd::Failed,
+        }
+    }
+}
