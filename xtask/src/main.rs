@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+mod bench;
 mod smoke;
 mod tidy;
 
@@ -19,6 +20,14 @@ commands:
   tidy    check the source tree's house rules (`//!` headers, `// SAFETY:` comments,
           `# Safety` docs, no `unsafe` outside crates/ring)
   smoke   build the server and check it end to end with OpenBSD netcat (`nc -N`)
+  bench   build in release and measure our server against a tokio and a single-thread
+          epoll baseline with `loadgen`, interleaved rounds; print a markdown table of the
+          medians and write results.md, raw.txt, sweep.txt and chart.svg
+          [--quick]          1 round, 2 s runs, 8 MiB bulk: a check, not a measurement
+          [--rounds N]       rounds to take the median of (default 3)
+          [--out DIR]        where the files go (default target/bench)
+          [--only WORKLOAD]  one of 1x64 64x64 64x512d4 1000x64 bulk8x64MiB storm idle
+                             8x64 512x64, or `sweep` (1x64 8x64 64x64 512x64 and the chart)
   help    print this message
 ";
 
@@ -44,6 +53,7 @@ fn main() -> ExitCode {
             eprint!("error: `smoke` takes no arguments\n\n{USAGE}");
             ExitCode::from(2)
         }
+        "bench" => bench::command(&project_root(), rest),
         other => {
             eprint!("error: unknown command `{other}`\n\n{USAGE}");
             ExitCode::from(2)
