@@ -69,7 +69,7 @@ struct Args {
     #[arg(long, value_name = "SECS", default_value_t = defaults::IDLE_TIMEOUT_SECS, value_parser = parse_seconds)]
     idle_timeout: f64,
 
-    /// How the worker waits for the ring: `block` spins briefly, then sleeps.
+    /// How the worker waits for the ring: `block` polls briefly (yielding the CPU), then sleeps.
     #[arg(long, value_enum, value_name = "HOW", default_value_t = WaitMode::Block)]
     wait: WaitMode,
 }

@@ -32,6 +32,12 @@ use std::time::{Duration, Instant};
 const READ_BUDGET: usize = 16;
 /// On stop, the bytes read from a connection whose receive buffer size cannot be read.
 const DRAIN_FALLBACK: usize = 4 << 20;
+/// Polls of epoll without blocking, the CPU yielded between them, before the reader blocks in
+/// `epoll_wait` after a round that found work. Under load the next events are microseconds
+/// away, and sleeping and being woken every round costs far more than these yields (measured at
+/// 64 x 64 B ping-pong on 2 cores: about a third more messages per second and a quarter less
+/// CPU per message); with no traffic the reader still sleeps after a handful of them.
+const IDLE_POLLS: u32 = 10;
 /// How long to wait before retrying `accept` after it failed for lack of kernel memory.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// The least time between two warnings about rejected connections.
@@ -153,6 +159,8 @@ pub(crate) struct Reader {
     max_connections: usize,
     buffer_size: usize,
     retry_accept: bool,
+    /// Non-blocking polls since the last one that found an event (see [`IDLE_POLLS`]).
+    idle_polls: u32,
     last_reject_warning: Option<Instant>,
     stats: ReaderStats,
 }
@@ -193,6 +201,7 @@ impl Reader {
             max_connections: config.max_connections,
             buffer_size: config.buffer_size,
             retry_accept: false,
+            idle_polls: 0,
             last_reject_warning: None,
             stats: ReaderStats::default(),
         })
@@ -232,7 +241,8 @@ impl Reader {
     }
 
     /// One `epoll_wait`: it does not block while there is work in the ready queue and room in
-    /// the ring; with work but no room it sleeps until the worker releases slots.
+    /// the ring, nor for the first few polls after events (see [`IDLE_POLLS`]); with work but
+    /// no room it sleeps until the worker releases slots.
     fn wait(&mut self, events: &mut Events) -> io::Result<()> {
         let mut timeout = self.retry_accept.then_some(ACCEPT_RETRY);
         let mut sleep = None;
@@ -246,8 +256,18 @@ impl Reader {
                 }
             }
         }
+        if timeout.is_none() && self.idle_polls < IDLE_POLLS {
+            self.idle_polls += 1;
+            // Lets the client (or the worker) run if it waits for a core: it is the one about
+            // to make the next event.
+            std::thread::yield_now();
+            timeout = Some(Duration::ZERO);
+        }
         let result = self.poller.wait(events, timeout);
         drop(sleep);
+        if matches!(result, Ok(n) if n > 0) {
+            self.idle_polls = 0;
+        }
         result.map(drop)
     }
 
