@@ -4,7 +4,7 @@ use crate::addr;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::retry_on_intr;
 use rustix::net::{self, RecvFlags, SendAncillaryBuffer, SendFlags, Shutdown, sockopt};
-use std::io::{self, IoSlice};
+use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{SocketAddr, TcpStream};
 
 /// The most pieces one `sendmsg` takes (`IOV_MAX`, `UIO_MAXIOV` in the kernel: 1024 on Linux).
@@ -38,6 +38,23 @@ impl Stream {
         let (received, _) =
             retry_on_intr(|| net::recv(&self.socket, &mut *buf, RecvFlags::empty()))?;
         Ok(received)
+    }
+
+    /// Reads into the buffers in order, as if they were one (`readv(2)`), and returns how many
+    /// bytes came: the first buffer is filled before the second gets any. 0 means end of
+    /// stream (or that every buffer is empty).
+    ///
+    /// One system call can then fill many small buffers: the server reads into several ring
+    /// slots at once. At most [`IOV_MAX`] buffers are passed; the rest get nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`read`](Self::read); see [`readv(2)`](https://man7.org/linux/man-pages/man2/readv.2.html).
+    pub fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        let count = bufs.len().min(IOV_MAX);
+        Ok(retry_on_intr(|| {
+            rustix::io::readv(&self.socket, &mut bufs[..count])
+        })?)
     }
 
     /// Sends from `buf` (`send(2)` with `MSG_NOSIGNAL`) and returns how many bytes the kernel

@@ -1,5 +1,5 @@
 //! Streams on real loopback connections: the peer's FIN, resets without SIGPIPE, partial writes,
-//! vectored sends, half-close, options and addresses.
+//! vectored reads and sends, half-close, options and addresses.
 
 mod common;
 
@@ -70,6 +70,37 @@ fn data_that_comes_before_a_close_is_read() {
 fn reading_before_anything_arrives_would_block() {
     let (stream, _client) = connected_pair(ipv4_loopback());
     let error = stream.read(&mut [0; 16]).unwrap_err();
+    assert_eq!(error.kind(), io::ErrorKind::WouldBlock, "{error}");
+}
+
+#[test]
+fn a_vectored_read_fills_the_buffers_in_order_then_reports_end_of_stream() {
+    let (stream, mut client) = connected_pair(ipv4_loopback());
+    client.write_all(b"abcdefghij").unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    let interest = Interest::READABLE | Interest::READ_CLOSED | Interest::EDGE;
+    let (poller, mut events) = watched(&stream, CONNECTION, interest);
+    wait_for(&poller, &mut events, CONNECTION, Event::is_read_closed);
+    let (mut a, mut b, mut c) = ([0; 4], [0; 4], [0; 4]);
+    let mut bufs = [
+        io::IoSliceMut::new(&mut a),
+        io::IoSliceMut::new(&mut b),
+        io::IoSliceMut::new(&mut c),
+    ];
+    assert_eq!(stream.read_vectored(&mut bufs).unwrap(), 10);
+    assert_eq!((&a, &b, &c[..2]), (b"abcd", b"efgh", &b"ij"[..]));
+    let mut more = [0; 4];
+    let mut bufs = [io::IoSliceMut::new(&mut more)];
+    assert_eq!(stream.read_vectored(&mut bufs).unwrap(), 0, "end of stream");
+}
+
+#[test]
+fn a_vectored_read_before_anything_arrives_would_block() {
+    let (stream, _client) = connected_pair(ipv4_loopback());
+    let mut buf = [0; 16];
+    let error = stream
+        .read_vectored(&mut [io::IoSliceMut::new(&mut buf)])
+        .unwrap_err();
     assert_eq!(error.kind(), io::ErrorKind::WouldBlock, "{error}");
 }
 
