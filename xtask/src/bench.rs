@@ -584,7 +584,9 @@ fn run(root: &Path, options: &Options) -> Result<Vec<String>, String> {
     let mut done = 0;
     for round in 1..=options.rounds {
         for workload in &selected {
-            for server in ServerKind::ALL {
+            // The order turns each round, so that no server is always the one that runs first
+            // (after the build, or after another's connections linger in TIME_WAIT).
+            for server in rotated(ServerKind::ALL, round - 1) {
                 done += 1;
                 let run = Run {
                     round,
@@ -1850,8 +1852,26 @@ impl ServerProcess {
     }
 }
 
+/// `servers` turned left by `by` places: round 1 runs ours, tokio, epoll; round 2 tokio, epoll,
+/// ours; and so on.
+fn rotated<const N: usize>(servers: [ServerKind; N], by: usize) -> [ServerKind; N] {
+    let mut servers = servers;
+    servers.rotate_left(by % N.max(1));
+    servers
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_server_order_turns_each_round() {
+        let order = |by| rotated(ServerKind::ALL, by);
+        assert_eq!(order(0), ServerKind::ALL);
+        assert_ne!(order(1)[0], order(0)[0]);
+        assert_ne!(order(2)[0], order(1)[0]);
+        assert_eq!(order(ServerKind::ALL.len()), ServerKind::ALL);
+    }
+
     use super::*;
 
     fn args(words: &[&str]) -> Vec<String> {
