@@ -1,30 +1,34 @@
 //! `tokio-server [--framing line|chunk] [-q] PORT`: the reverse protocol written the way most
 //! people would write it with tokio, as a baseline for `cargo xtask bench`.
 //!
-//! Two worker threads, one task per connection; a line connection is `BufReader` +
-//! `read_until(b'\n')` + reverse + `write_all`, a chunk connection is `read` + reverse +
-//! `write_all`. Nothing is tuned: this is "what users would pick instead", and the real server
-//! has to beat it to justify itself. The one concession is `TCP_NODELAY`, which every
-//! request/response server sets; without it Nagle's algorithm holds back pipelined replies for
-//! a delayed ACK (40 ms), which would measure the kernel's timer instead of the server.
+//! Two worker threads, one task per connection, each `read` + reverse + one `write_all`. A line
+//! connection reverses in place every line a read completed and writes them all at once (one
+//! send per line would measure system calls, not tokio), carrying an unfinished line to the
+//! front of its buffer for the next read. Nothing is tuned: this is "what users would pick
+//! instead", and the real server has to beat it to justify itself. The one concession is
+//! `TCP_NODELAY`, which every request/response server sets; without it Nagle's algorithm holds
+//! back pipelined replies for a delayed ACK (40 ms), which would measure the kernel's timer
+//! instead of the server.
 
 #![forbid(unsafe_code)]
 
 use baselines::{Command, MAX_LINE, Options, UsageError};
-use protocol::{Framing, LineTooLong};
+use protocol::{Framing, LineFramer, LineTooLong, LinesEnd};
 use std::io::{self, Write};
 use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::ControlFlow;
 use std::process::ExitCode;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// The most a chunk connection reads at once: tokio's own `BufReader` default.
 const CHUNK: usize = 8 * 1024;
 
-/// A line's body may be `MAX_LINE` bytes, plus `\r\n`: one `read_until` never takes more, so a
-/// client sending no newline cannot make a connection buffer without bound.
-const LINE_LIMIT: u64 = MAX_LINE as u64 + 2;
+/// A line connection's buffer: the framer lets an unfinished line grow to `MAX_LINE + 1` bytes
+/// (a `\r` may yet start a `\r\n`), so every read still has 64 KiB of room behind it, and a
+/// client sending no newline cannot make a connection buffer more.
+const LINE_BUF: usize = 64 * 1024 + MAX_LINE + 1;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
@@ -95,38 +99,63 @@ async fn serve(stream: TcpStream, options: Options) {
 }
 
 async fn serve_lines(mut stream: TcpStream, quiet: bool) -> io::Result<()> {
-    let (reader, mut writer) = stream.split();
-    let mut reader = BufReader::new(reader);
-    let mut line = Vec::new();
+    let mut buf = vec![0; LINE_BUF];
+    // `buf[..carried]` is the start of an unfinished line, moved to the front after each read.
+    let mut carried = 0;
     loop {
-        line.clear();
-        let n = (&mut reader)
-            .take(LINE_LIMIT)
-            .read_until(b'\n', &mut line)
-            .await?;
+        let n = stream.read(&mut buf[carried..]).await?;
         if n == 0 {
             break;
         }
-        echo(quiet, &line);
-        if too_long(&line) {
-            let error = LineTooLong { max_line: MAX_LINE };
-            writer
-                .write_all(format!("error: {error}\n").as_bytes())
-                .await?;
-            writer.shutdown().await?;
-            // As the real server: the reply ends there, the rest of the input is discarded
-            // until the client closes, so the client sees a FIN rather than a reset.
-            tokio::io::copy(&mut reader, &mut tokio::io::sink()).await?;
-            return Ok(());
+        let filled = carried + n;
+        echo(quiet, &buf[carried..filled]);
+        // The buffer starts at a line start, so a fresh framer sees each line whole and reports
+        // it in buffer offsets; rescanning the carry costs less than the read that follows it.
+        let mut answered = 0;
+        let end = LineFramer::new(MAX_LINE).decode_lines(&mut buf[..filled], |buf, line| {
+            buf[line.body].reverse();
+            answered = line.end;
+            ControlFlow::Continue(())
+        });
+        // Lines are reversed in place, terminators kept, so `buf[..answered]` is every reply
+        // this read completed: one send, however many lines the client pipelined.
+        if answered > 0 {
+            stream.write_all(&buf[..answered]).await?;
         }
-        baselines::reverse_line(&mut line);
-        writer.write_all(&line).await?;
+        match end {
+            // The callback never breaks, so the framer never stops before the unfinished line.
+            Ok(LinesEnd::Kept { from } | LinesEnd::Stopped { at: from }) => {
+                buf.copy_within(from..filled, 0);
+                carried = filled - from;
+            }
+            Err(error) => return refuse(stream, error).await,
+        }
     }
-    writer.shutdown().await
+    if carried > 0 {
+        // The end of the stream ends the last line: reversed whole, a trailing `\r` included.
+        let last = &mut buf[..carried];
+        if too_long(last) {
+            return refuse(stream, LineTooLong { max_line: MAX_LINE }).await;
+        }
+        last.reverse();
+        stream.write_all(last).await?;
+    }
+    stream.shutdown().await
 }
 
-/// Whether what `read_until` returned is over the limit: a body longer than `MAX_LINE`, or
-/// `LINE_LIMIT` bytes without a newline (the body is longer still).
+/// Answers a line over the limit as the real server does: the error line, a FIN, and the rest
+/// of the input discarded until the client closes, so the client sees a FIN rather than a reset.
+async fn refuse(mut stream: TcpStream, error: LineTooLong) -> io::Result<()> {
+    stream
+        .write_all(format!("error: {error}\n").as_bytes())
+        .await?;
+    stream.shutdown().await?;
+    tokio::io::copy(&mut stream, &mut tokio::io::sink()).await?;
+    Ok(())
+}
+
+/// Whether a line's body is over the limit. Used on the last line at the end of the stream,
+/// where a trailing `\r` is data and counts (the framer checks the lines before it).
 fn too_long(line: &[u8]) -> bool {
     baselines::body_len(line) > MAX_LINE
 }
