@@ -1,6 +1,10 @@
 //! Bulk: every connection streams its lines as fast as the socket takes them while reading the
 //! replies, then half-closes; the server answers the rest and closes.
 //!
+//! The measured time ends when the last connection has all its replies verified, not at the
+//! server's closes: how soon a server notices a half-close is no part of its throughput. The
+//! closes are still owed, within [`CLOSE_GRACE`] of that moment.
+//!
 //! Neither direction is ever held whole: lines are generated a chunk at a time into one
 //! reusable buffer per connection, and replies are checked as they arrive against the expected
 //! reversal, generated a chunk at a time into another.
@@ -17,7 +21,7 @@ use std::io;
 use std::time::Duration;
 
 /// Bytes generated per chunk, each way, per connection (whole lines, at least one).
-const CHUNK: usize = 64 * 1024;
+pub(crate) const CHUNK: usize = 64 * 1024;
 
 /// Read buffer shared by all connections.
 const READ_BUFFER: usize = 256 * 1024;
@@ -25,6 +29,11 @@ const READ_BUFFER: usize = 256 * 1024;
 /// A run in which no byte moves either way for this long has a stuck server: what is missing
 /// then is counted as short.
 const STALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long after the last reply is verified the server may take to close the connections it
+/// has answered in full. A server that never closes after the client's half-close would leave
+/// its clients hanging; one that closes promptly does so in well under a millisecond.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// Bulk runs print progress lines from this point on.
 const PROGRESS_FROM: Duration = Duration::from_secs(3);
@@ -208,6 +217,30 @@ impl Flow {
 struct Conn {
     stream: Option<Stream>,
     flow: Flow,
+    /// Done with, as far as the measured time goes: every reply verified, or closed without.
+    settled: bool,
+}
+
+/// Connections not yet settled, and when the last one was.
+#[derive(Debug)]
+struct Settling {
+    unsettled: usize,
+    at: Option<u64>,
+}
+
+impl Settling {
+    /// Marks `conn` settled if its replies are all verified or it is closed; the last one to
+    /// settle ends the measured time.
+    fn check(&mut self, conn: &mut Conn, now: u64) {
+        if conn.settled || (conn.stream.is_some() && !conn.flow.complete()) {
+            return;
+        }
+        conn.settled = true;
+        self.unsettled -= 1;
+        if self.unsettled == 0 {
+            self.at = Some(now);
+        }
+    }
 }
 
 pub(crate) fn run(target: &Target, spec: &Bulk) -> Result<Report, Error> {
@@ -220,9 +253,14 @@ pub(crate) fn run(target: &Target, spec: &Bulk) -> Result<Report, Error> {
         conns.push(Conn {
             stream: Some(stream),
             flow: Flow::new(conn as u64, spec),
+            settled: false,
         });
     }
     let mut open = conns.len();
+    let mut settling = Settling {
+        unsettled: conns.len(),
+        at: None,
+    };
     let mut events = Events::with_capacity(1024);
     let mut buf = vec![0u8; READ_BUFFER];
     let mut tally = Tally::new();
@@ -237,6 +275,7 @@ pub(crate) fn run(target: &Target, spec: &Bulk) -> Result<Report, Error> {
 
     for conn in &mut conns {
         pump(conn, &payload, &clock, &mut tally, &mut open);
+        settling.check(conn, clock.now());
     }
     let mut last_progress = 0;
     let mut moved = 0;
@@ -249,6 +288,19 @@ pub(crate) fn run(target: &Target, spec: &Bulk) -> Result<Report, Error> {
             last_progress = now;
         }
         let stall_at = last_progress.saturating_add(nanos(STALL_TIMEOUT));
+        let grace_at = settling
+            .at
+            .map_or(u64::MAX, |at| at.saturating_add(nanos(CLOSE_GRACE)));
+        if now >= grace_at {
+            // Every reply came, but not the end of the stream: the server's close is owed too.
+            for conn in &mut conns {
+                if conn.stream.is_some() {
+                    tally.short += 1;
+                }
+                close(conn, &mut open);
+            }
+            break;
+        }
         if now >= stall_at {
             for conn in &mut conns {
                 if conn.stream.is_some() && !conn.flow.complete() {
@@ -261,7 +313,9 @@ pub(crate) fn run(target: &Target, spec: &Bulk) -> Result<Report, Error> {
         if now >= progress_from {
             progress.tick(now, "streaming", &tally);
         }
-        let next = stall_at.min(progress.due().unwrap_or(u64::MAX).max(progress_from));
+        let next = stall_at
+            .min(grace_at)
+            .min(progress.due().unwrap_or(u64::MAX).max(progress_from));
         poller.wait(
             &mut events,
             Some(Duration::from_nanos(next.saturating_sub(now))),
@@ -301,10 +355,12 @@ pub(crate) fn run(target: &Target, spec: &Bulk) -> Result<Report, Error> {
             if event.is_writable() || event.is_error() {
                 pump(conn, &payload, &clock, &mut tally, &mut open);
             }
+            settling.check(conn, clock.now());
         }
     }
 
-    let elapsed = Duration::from_nanos(clock.now());
+    // Without every connection settled (a stall), the run ends now.
+    let elapsed = Duration::from_nanos(settling.at.unwrap_or_else(|| clock.now()));
     let server = monitor
         .as_ref()
         .map(Monitor::finish)

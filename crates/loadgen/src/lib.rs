@@ -158,6 +158,25 @@ impl Default for Storm {
     }
 }
 
+/// The most connections (`--connections`, `--concurrency`): more than one address can have
+/// ports for, so any larger number is a typo, not a plan.
+const MAX_CONNECTIONS: usize = 100_000;
+
+/// The longest line (`--size`, `--line`), newline included: far past any server's line limit
+/// (64 KiB by default for ours), so anything longer is a typo.
+const MAX_LINE: usize = 64 << 20;
+
+/// The deepest pipeline (`--depth`).
+const MAX_DEPTH: usize = 65_536;
+
+/// The most bytes one bulk connection sends (`--mib`): 1 TiB, minutes even at memory speed.
+const MAX_BYTES_PER_CONNECTION: u64 = 1 << 40;
+
+/// The most memory the client's buffers may take, all connections together: each option within
+/// its bound can still multiply to more than a machine has, and an allocation that fails aborts
+/// the process rather than returning an error.
+const MAX_BUFFERS: u64 = 4 << 30;
+
 /// One of the three workloads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Workload {
@@ -187,43 +206,90 @@ impl Workload {
     /// [`Error::Invalid`] naming the first setting a run cannot use.
     pub fn validate(&self) -> Result<(), Error> {
         let invalid = |what: &str| Err(Error::Invalid(what.to_owned()));
-        match self {
+        let at_most =
+            |option: &str, max: u64| Err(Error::Invalid(format!("{option} must be at most {max}")));
+        // Widening only: usize is at most 64 bits on every target Rust supports.
+        let wide = |n: usize| n as u64;
+        // Each count is bounded before the product is taken, so the product cannot overflow.
+        let buffers = match self {
             Self::PingPong(p) => {
                 if p.connections == 0 {
                     return invalid("--connections must be at least 1");
                 }
+                if p.connections > MAX_CONNECTIONS {
+                    return at_most("--connections", wide(MAX_CONNECTIONS));
+                }
                 if p.size < 2 {
                     return invalid("--size must be at least 2 (one byte and the newline)");
+                }
+                if p.size > MAX_LINE {
+                    return at_most("--size", wide(MAX_LINE));
                 }
                 if p.depth == 0 {
                     return invalid("--depth must be at least 1");
                 }
+                if p.depth > MAX_DEPTH {
+                    return at_most("--depth", wide(MAX_DEPTH));
+                }
                 if p.duration.is_zero() {
                     return invalid("--duration must be more than 0");
                 }
+                // The lines in flight, and the reply being received.
+                wide(p.connections) * wide(p.size) * (wide(p.depth) + 1)
             }
             Self::Bulk(b) => {
                 if b.connections == 0 {
                     return invalid("--connections must be at least 1");
                 }
+                if b.connections > MAX_CONNECTIONS {
+                    return at_most("--connections", wide(MAX_CONNECTIONS));
+                }
                 if b.line < 2 {
                     return invalid("--line must be at least 2 (one byte and the newline)");
+                }
+                if b.line > MAX_LINE {
+                    return at_most("--line", wide(MAX_LINE));
                 }
                 if b.bytes_per_connection == 0 {
                     return invalid("--mib must be more than 0");
                 }
+                if b.bytes_per_connection > MAX_BYTES_PER_CONNECTION {
+                    return at_most("--mib", MAX_BYTES_PER_CONNECTION >> 20);
+                }
+                // A chunk of lines each way per connection.
+                2 * wide(b.connections) * wide(b.line.max(bulk::CHUNK))
             }
             Self::Storm(s) => {
                 if s.concurrency == 0 {
                     return invalid("--concurrency must be at least 1");
                 }
+                if s.concurrency > MAX_CONNECTIONS {
+                    return at_most("--concurrency", wide(MAX_CONNECTIONS));
+                }
                 if s.size < 2 {
                     return invalid("--size must be at least 2 (one byte and the newline)");
+                }
+                if s.size > MAX_LINE {
+                    return at_most("--size", wide(MAX_LINE));
                 }
                 if s.duration.is_zero() {
                     return invalid("--duration must be more than 0");
                 }
+                // The line and its reply per connection.
+                2 * wide(s.concurrency) * wide(s.size)
             }
+        };
+        if buffers > MAX_BUFFERS {
+            let options = match self {
+                Self::PingPong(_) => "--connections x --size x --depth",
+                Self::Bulk(_) => "--connections x --line",
+                Self::Storm(_) => "--concurrency x --size",
+            };
+            return Err(Error::Invalid(format!(
+                "{options} would need {} MiB of buffers; at most {} MiB",
+                buffers >> 20,
+                MAX_BUFFERS >> 20
+            )));
         }
         Ok(())
     }
@@ -293,5 +359,148 @@ pub fn run(target: &Target, workload: &Workload) -> Result<Report, Error> {
         Workload::PingPong(spec) => pingpong::run(target, spec),
         Workload::Bulk(spec) => bulk::run(target, spec),
         Workload::Storm(spec) => storm::run(target, spec),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The message of the error `workload` is refused with.
+    fn refusal(workload: Workload) -> String {
+        match workload.validate() {
+            Err(Error::Invalid(what)) => what,
+            other => panic!("{workload:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn absurd_sizes_are_refused_naming_the_option() {
+        let pingpong = PingPong::default;
+        let bulk = Bulk::default;
+        let storm = Storm::default;
+        let cases = [
+            (
+                Workload::PingPong(PingPong {
+                    connections: MAX_CONNECTIONS + 1,
+                    ..pingpong()
+                }),
+                "--connections",
+            ),
+            (
+                Workload::PingPong(PingPong {
+                    size: usize::MAX,
+                    ..pingpong()
+                }),
+                "--size",
+            ),
+            (
+                Workload::PingPong(PingPong {
+                    depth: usize::MAX,
+                    ..pingpong()
+                }),
+                "--depth",
+            ),
+            (
+                Workload::PingPong(PingPong {
+                    connections: MAX_CONNECTIONS,
+                    size: MAX_LINE,
+                    depth: MAX_DEPTH,
+                    ..pingpong()
+                }),
+                "--connections x --size x --depth",
+            ),
+            (
+                Workload::Bulk(Bulk {
+                    connections: usize::MAX,
+                    ..bulk()
+                }),
+                "--connections",
+            ),
+            (
+                Workload::Bulk(Bulk {
+                    line: MAX_LINE + 1,
+                    ..bulk()
+                }),
+                "--line",
+            ),
+            (
+                Workload::Bulk(Bulk {
+                    bytes_per_connection: u64::MAX,
+                    ..bulk()
+                }),
+                "--mib",
+            ),
+            (
+                Workload::Bulk(Bulk {
+                    connections: 1000,
+                    line: MAX_LINE,
+                    ..bulk()
+                }),
+                "--connections x --line",
+            ),
+            (
+                Workload::Storm(Storm {
+                    concurrency: usize::MAX,
+                    ..storm()
+                }),
+                "--concurrency",
+            ),
+            (
+                Workload::Storm(Storm {
+                    size: usize::MAX,
+                    ..storm()
+                }),
+                "--size",
+            ),
+            (
+                Workload::Storm(Storm {
+                    concurrency: MAX_CONNECTIONS,
+                    size: MAX_LINE,
+                    ..storm()
+                }),
+                "--concurrency x --size",
+            ),
+        ];
+        for (workload, option) in cases {
+            let what = refusal(workload);
+            assert!(what.starts_with(&format!("{option} ")), "{what}");
+        }
+    }
+
+    #[test]
+    fn the_bounds_themselves_are_accepted() {
+        let fine = [
+            Workload::PingPong(PingPong {
+                connections: MAX_CONNECTIONS,
+                ..PingPong::default()
+            }),
+            Workload::PingPong(PingPong {
+                size: MAX_LINE,
+                ..PingPong::default()
+            }),
+            Workload::PingPong(PingPong {
+                depth: MAX_DEPTH,
+                ..PingPong::default()
+            }),
+            // 64 KiB each way per connection: a quarter of the most connections fits.
+            Workload::Bulk(Bulk {
+                connections: MAX_CONNECTIONS / 4,
+                line: 2,
+                bytes_per_connection: MAX_BYTES_PER_CONNECTION,
+            }),
+            Workload::Bulk(Bulk {
+                line: MAX_LINE,
+                ..Bulk::default()
+            }),
+            Workload::Storm(Storm {
+                concurrency: MAX_CONNECTIONS,
+                size: MAX_LINE / MAX_CONNECTIONS,
+                ..Storm::default()
+            }),
+        ];
+        for workload in fine {
+            assert!(workload.validate().is_ok(), "{workload:?}");
+        }
     }
 }

@@ -4,7 +4,8 @@
 //! A line of `len` bytes is a body of `len - 1` bytes and `'\n'`. The body is
 //!
 //! - one uppercase letter, which varies with the connection and the message,
-//! - the message number in 12 lowercase hex digits,
+//! - a tag mixing the message and connection numbers (see [`tag`]) in 12 lowercase hex digits,
+//!   least significant first,
 //! - filler: a slice of a fixed pseudo-random table of printable bytes (no uppercase), starting
 //!   at an offset that varies with the connection and with the message number modulo
 //!   [`FILLER_PERIOD`],
@@ -17,6 +18,13 @@
 //! direction: a reply is written reversed straight away. Since the filler repeats every
 //! [`FILLER_PERIOD`] lines, a buffer of a multiple of that many lines, once written, becomes
 //! the next such run of lines by rewriting the headers alone ([`Payload::write_header`]).
+//!
+//! Lines shorter than the header keep only its start, which is why the digits run least
+//! significant first and carry the connection too: then each digit kept tells apart more of
+//! the neighbours that a misbehaving server could mix up. With a letter and two digits (4-byte
+//! lines) and more, a line differs from the 3327 lines either side on its connection (a
+//! reordering) and from the same line of the 3327 connections either side (cross-talk); with
+//! one digit (3-byte lines), from 207. A 2-byte line is a letter alone: only 26 neighbours.
 
 /// Bytes of filler before the table repeats. A power of two is not needed; 4 KiB keeps the
 /// table and its use in the first-level cache.
@@ -28,6 +36,11 @@ const ALPHABET: &[u8; 64] = b"abcdefghijklmnopqrstuvwxyz0123456789!#$%&()*+,-./:
 
 /// Bytes of the header: the letter and 12 hex digits.
 const HEADER_LEN: usize = 13;
+
+/// What a connection number is multiplied by in the tag. Odd, so that connections differing by
+/// less than `16^n` differ in the tag's first `n` digits; 31 in particular keeps lines apart
+/// when both numbers differ at once (at 4 bytes, any two within 54 of each other both ways).
+const CONN_STRIDE: u64 = 31;
 
 /// Lines `msg` and `msg + FILLER_PERIOD` of a connection differ only in their headers.
 pub(crate) const FILLER_PERIOD: u64 = 64;
@@ -125,29 +138,38 @@ impl Payload {
             return;
         }
         let letter = letter(conn, msg);
-        let high = hex_digits((msg >> 32) as u32);
-        let low = hex_digits(msg as u32);
+        let tag = tag(conn, msg);
+        let high = hex_digits((tag >> 32) as u32);
+        let low = hex_digits(tag as u32);
         if reversed {
-            // The digits backwards are the words in little-endian order.
+            // Reversed, the digits run most significant first: the words in big-endian order.
             let at = body - HEADER_LEN;
-            dst[at..at + 8].copy_from_slice(&low.to_le_bytes());
-            dst[at + 8..at + 12].copy_from_slice(&high.to_le_bytes()[..4]);
+            dst[at..at + 4].copy_from_slice(&high.to_be_bytes()[4..]);
+            dst[at + 4..at + 12].copy_from_slice(&low.to_be_bytes());
             dst[at + 12] = letter;
         } else {
             dst[0] = letter;
-            dst[1..5].copy_from_slice(&high.to_be_bytes()[4..]);
-            dst[5..13].copy_from_slice(&low.to_be_bytes());
+            dst[1..9].copy_from_slice(&low.to_le_bytes());
+            dst[9..13].copy_from_slice(&high.to_le_bytes()[..4]);
         }
     }
 }
 
-/// A line's header: a letter, then `msg` in 12 hex digits.
+/// A line's header: a letter, then the [`tag`] in 12 hex digits, least significant first.
 fn header(conn: u64, msg: u64) -> [u8; HEADER_LEN] {
+    let tag = tag(conn, msg);
     let mut header = [0u8; HEADER_LEN];
     header[0] = letter(conn, msg);
-    header[1..5].copy_from_slice(&hex_digits((msg >> 32) as u32).to_be_bytes()[4..]);
-    header[5..].copy_from_slice(&hex_digits(msg as u32).to_be_bytes());
+    header[1..9].copy_from_slice(&hex_digits(tag as u32).to_le_bytes());
+    header[9..].copy_from_slice(&hex_digits((tag >> 32) as u32).to_le_bytes()[..4]);
     header
+}
+
+/// The number a header spells (its low 48 bits): the message number, offset by the connection
+/// so that the digits a short line keeps tell connections apart, not only messages. On
+/// connection 0 it is the message number itself, which helps anyone reading a capture.
+fn tag(conn: u64, msg: u64) -> u64 {
+    msg.wrapping_add(conn.wrapping_mul(CONN_STRIDE))
 }
 
 /// The first byte of a line: connection and message both move it, so neighbouring lines differ
@@ -267,7 +289,46 @@ mod tests {
     }
 
     #[test]
-    fn headers_spell_the_message_number_in_hex() {
+    fn short_lines_tell_neighbouring_lines_and_connections_apart() {
+        let payload = Payload::new(LONGEST);
+        // Neighbours up to 26 * 26 apart, around a base away from zero and across a carry.
+        const NEAR: u64 = 26 * 26;
+        for (conn, msg) in [(1_000, 5_000), (0xfff, 0xffff)] {
+            for len in [4, 5, 13, 14] {
+                for reversed in [false, true] {
+                    let base = line(&payload, conn, msg, len, reversed);
+                    for d in 1..=NEAR {
+                        for (c, m) in [(conn, msg + d), (conn, msg - d), (conn + d, msg)] {
+                            assert_ne!(
+                                line(&payload, c, m, len, reversed),
+                                base,
+                                "len {len}: ({conn}, {msg}) and ({c}, {m})"
+                            );
+                        }
+                        assert_ne!(line(&payload, conn - d, msg, len, reversed), base);
+                    }
+                    // Both numbers off at once: no short line can tell every such pair apart,
+                    // but near ones are.
+                    for c in conn - 54..=conn + 54 {
+                        for m in msg - 54..=msg + 54 {
+                            if (c, m) != (conn, msg) {
+                                assert_ne!(line(&payload, c, m, len, reversed), base);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // A single digit still parts the 207 neighbours either side each way.
+        let base = line(&payload, 1_000, 5_000, 3, false);
+        for d in 1..208 {
+            assert_ne!(line(&payload, 1_000, 5_000 + d, 3, false), base);
+            assert_ne!(line(&payload, 1_000 + d, 5_000, 3, false), base);
+        }
+    }
+
+    #[test]
+    fn headers_spell_the_tag_in_hex_least_significant_first() {
         for msg in [
             0,
             1,
@@ -280,10 +341,16 @@ mod tests {
             u64::MAX,
             0xdead_beef,
         ] {
-            let header = header(30, msg);
-            let expected = format!("{:012x}", msg & 0xffff_ffff_ffff);
-            assert_eq!(&header[1..], expected.as_bytes(), "{msg:#x}");
-            assert!(header[0].is_ascii_uppercase());
+            for conn in [0, 30] {
+                let header = header(conn, msg);
+                let tag = msg.wrapping_add(conn * CONN_STRIDE);
+                let expected: Vec<u8> = format!("{:012x}", tag & 0xffff_ffff_ffff)
+                    .bytes()
+                    .rev()
+                    .collect();
+                assert_eq!(&header[1..], &expected[..], "{conn} {msg:#x}");
+                assert!(header[0].is_ascii_uppercase());
+            }
         }
         assert_eq!(hex_digits(0x0123_abcf).to_be_bytes(), *b"0123abcf");
         assert_eq!(hex_digits(0x0123_abcf).to_le_bytes(), *b"fcba3210");

@@ -18,13 +18,14 @@ const GIB: f64 = (1u64 << 30) as f64;
 /// - `resets`: read, write or connect errors, and an end of stream while nothing was owed but
 ///   the run was not done with the connection;
 /// - `short`: connections that ended (end of stream, or the end-of-run wait ran out) with
-///   replies still owed.
+///   replies still owed; for bulk, also those whose replies all came but whose end of stream
+///   did not follow soon after (the server owes the close after the client's half-close).
 #[derive(Clone, Debug)]
 pub struct Report {
     /// What ran.
     pub workload: Workload,
     /// The measured time: the duration for timed runs (less if every connection failed
-    /// earlier), start to last close for bulk.
+    /// earlier); for bulk, start to the last connection done (every reply verified, or failed).
     pub elapsed: Duration,
     /// Messages completed and verified in the measured phase.
     pub messages: u64,

@@ -5,8 +5,11 @@ mod common;
 
 use common::Peer;
 use loadgen::{Bulk, Error, PingPong, Report, Storm, Target, Workload};
+use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::time::Duration;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
 
 fn pingpong(depth: usize) -> Workload {
     Workload::PingPong(PingPong {
@@ -85,6 +88,52 @@ fn bulk_missing_its_last_byte_is_short() {
     assert!(!report.is_success());
     assert_eq!((report.mismatches, report.resets, report.short), (0, 0, 1));
     assert_eq!(report.bytes, spec.lines() * 50 - 1);
+}
+
+#[test]
+fn bulk_against_a_peer_that_never_closes_fails_soon() {
+    let spec = Bulk {
+        connections: 2,
+        bytes_per_connection: 100 << 10,
+        line: 50,
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (done, wait) = mpsc::channel::<()>();
+    let peer = thread::spawn(move || {
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            let (mut stream, _) = listener.accept().unwrap();
+            stream.set_read_timeout(Some(common::PATIENCE)).unwrap();
+            // The request fits the loopback socket buffers, so it can be read whole (up to
+            // the client's half-close) before answering.
+            let mut request = Vec::new();
+            stream.read_to_end(&mut request).unwrap();
+            let mut reply = Vec::with_capacity(request.len());
+            for line in request.split_inclusive(|&b| b == b'\n') {
+                reply.extend_from_slice(&common::reversed(line));
+            }
+            stream.write_all(&reply).unwrap();
+            // Every reply sent, and no close: the stream is held open until the test is over.
+            held.push(stream);
+        }
+        let _ = wait.recv_timeout(common::PATIENCE);
+    });
+    let started = Instant::now();
+    let report = loadgen::run(&Target::new(addr), &Workload::Bulk(spec.clone())).unwrap();
+    let took = started.elapsed();
+    drop(done);
+    peer.join().unwrap();
+    assert!(!report.is_success());
+    assert_eq!((report.mismatches, report.resets, report.short), (0, 0, 2));
+    assert_eq!(report.messages, 2 * spec.lines());
+    // The measured time ends at the last reply verified, not with the wait for the close.
+    assert!(
+        report.elapsed < Duration::from_secs(1),
+        "{:?}",
+        report.elapsed
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
 }
 
 #[test]
