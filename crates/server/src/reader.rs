@@ -22,16 +22,14 @@ use log::{debug, error, info, warn};
 use poller::{Event, Events, Interest, Listener, Poller, Stream, Token};
 use ring::{Consumer, Producer, TryClaimError};
 use std::collections::VecDeque;
-use std::io::{self, IoSliceMut, Read};
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Ring slots one connection may fill per round before the next ready connection's turn.
+/// Reads one connection gets per round before the next ready connection's turn.
 const READ_BUDGET: usize = 16;
-/// The most slots one `readv` fills: a turn's whole budget in one system call.
-const SLOTS_PER_READ: usize = 16;
 /// On stop, the bytes read from a connection whose receive buffer size cannot be read.
 const DRAIN_FALLBACK: usize = 4 << 20;
 /// Polls of epoll without blocking, the CPU yielded between them, before the reader blocks in
@@ -466,71 +464,46 @@ impl Reader {
             conn.announced = true;
         }
         let mut last = None;
-        let mut slots_left = budget;
-        while slots_left > 0 {
+        let mut drained = false;
+        for _ in 0..budget {
             if gates.is_paused(index, reasons) {
                 return Served::Paused;
             }
-            // Several slots per read when the ring has room: one `readv` then fills as many as
-            // the socket has bytes for, and the unfilled ones go back unpublished.
-            let want = slots_left
-                .min(SLOTS_PER_READ)
-                .min(producer.free_slots().max(1));
-            let mut claim = match producer.try_claim(want) {
+            let mut claim = match producer.try_claim(1) {
                 Ok(claim) => claim,
                 Err(error) => return claim_failed(error),
             };
-            let result = {
-                let mut bufs: [IoSliceMut<'_>; SLOTS_PER_READ] =
-                    std::array::from_fn(|_| IoSliceMut::new(&mut []));
-                for (buf, slot) in bufs.iter_mut().zip(claim.iter_mut()) {
-                    *buf = IoSliceMut::new(&mut slot.buf);
-                }
-                stream.read_vectored(&mut bufs[..want])
-            };
-            let capacity: usize = claim.iter_mut().map(|slot| slot.buf.len()).sum();
-            match result {
+            let slot = &mut claim[0];
+            match stream.read(&mut slot.buf) {
                 Ok(0) => {
-                    claim[0].set(conn.id, Kind::Eof);
-                    claim.publish_first(1);
-                    stats.events += 1;
+                    slot.set(conn.id, Kind::Eof);
                     last = Some(Kind::Eof);
-                    break;
                 }
                 Ok(n) => {
-                    let mut left = n;
-                    let mut used = 0;
-                    for slot in claim.iter_mut() {
-                        if left == 0 {
-                            break;
-                        }
-                        slot.set(conn.id, Kind::Data);
-                        slot.len = left.min(slot.buf.len());
-                        left -= slot.len;
-                        used += 1;
-                    }
-                    claim.publish_first(used);
-                    stats.events += used as u64;
+                    slot.set(conn.id, Kind::Data);
+                    slot.len = n;
                     stats.bytes_in += n as u64;
-                    slots_left = slots_left.saturating_sub(used);
-                    // A read that did not fill its slots took everything the socket had, and
+                    // A read that did not fill the slot took everything the socket had, and
                     // bytes that arrive later raise a new edge: the read that would only say
                     // `WouldBlock` is saved (one system call per message in ping-pong). Not when
                     // the peer's end was reported: that edge has been and gone.
-                    if n < capacity && !conn.closing {
-                        return Served::Drained;
-                    }
+                    drained = n < slot.buf.len() && !conn.closing;
                 }
-                // The claim is dropped unpublished: the next claim reuses the slots.
+                // The claim is dropped unpublished: the next claim reuses the slot.
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Served::Drained,
                 Err(err) => {
                     debug!("connection {index} from {}: read failed: {err}", conn.peer);
-                    claim[0].set(conn.id, Kind::Reset);
-                    claim.publish_first(1);
-                    stats.events += 1;
+                    slot.set(conn.id, Kind::Reset);
                     last = Some(Kind::Reset);
-                    break;
                 }
+            }
+            claim.publish();
+            stats.events += 1;
+            if last.is_some() {
+                break;
+            }
+            if drained {
+                return Served::Drained;
             }
         }
         match last {
