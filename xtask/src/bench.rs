@@ -20,6 +20,9 @@
 //! with the command that failed and what it wrote to stderr, and left out of the medians; the
 //! bench goes on with the next run and exits 1 at the end.
 
+use crate::process::{
+    KillOnDrop, capture_output, collect, parse_listening, target_dir, wait_until,
+};
 use std::env;
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -27,7 +30,7 @@ use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
+use std::process::{Command, ExitCode, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -84,9 +87,6 @@ const IDLE_IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long to wait for the last output of a process that has exited or been killed.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// How often to look whether a child process has exited.
-const POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 /// How many of a process's last stderr lines a failure report shows.
 const SHOWN_LINES: usize = 40;
@@ -1465,14 +1465,9 @@ fn results_markdown(header: &str, selected: &[Workload], rows: &[Row], rounds: u
 // ---------------------------------------------------------------------------------------------
 // Processes.
 
-/// Cargo's target directory for the workspace at `root`, given the value of `CARGO_TARGET_DIR`:
-/// that directory (relative to `root` if relative), else `root/target`.
-fn target_dir(root: &Path, from_env: Option<OsString>) -> PathBuf {
-    match from_env {
-        // `join` with an absolute path gives that path.
-        Some(dir) if !dir.is_empty() => root.join(dir),
-        _ => root.join("target"),
-    }
+/// A child's output as text, for messages and for parsing.
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// A command line for messages: the program's file name and its arguments.
@@ -1535,13 +1530,12 @@ fn run_with_deadline(program: &Path, args: &[String], timeout: Duration) -> Resu
         .spawn()
         .map_err(|err| format!("could not start `{shown}`: {err}"))?;
     let mut child = KillOnDrop(child);
-    let stdout = read_to_end_in_thread(child.0.stdout.take())?;
-    let stderr = read_to_end_in_thread(child.0.stderr.take())?;
+    let (stdout, stderr) = capture_output(&mut child.0)?;
     let status = match wait_until(&mut child.0, Instant::now() + timeout) {
         Ok(Some(status)) => status,
         Ok(None) => {
             child.stop();
-            let stderr = collect(&stderr, Instant::now() + DRAIN_TIMEOUT);
+            let stderr = text(&collect(&stderr, Instant::now() + DRAIN_TIMEOUT));
             return Err(format!(
                 "`{shown}` did not finish within {} s (killed it){}",
                 timeout.as_secs(),
@@ -1553,8 +1547,8 @@ fn run_with_deadline(program: &Path, args: &[String], timeout: Duration) -> Resu
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     Ok(Output {
         status,
-        stdout: collect(&stdout, deadline),
-        stderr: collect(&stderr, deadline),
+        stdout: text(&collect(&stdout, deadline)),
+        stderr: text(&collect(&stderr, deadline)),
     })
 }
 
@@ -1564,84 +1558,6 @@ fn name_of(program: &Path) -> String {
         || "the process".to_owned(),
         |n| n.to_string_lossy().into_owned(),
     )
-}
-
-/// Waits for `child` to exit until `deadline`, polling: `Some(status)` if it did, `None` if it
-/// is still running.
-///
-/// # Errors
-///
-/// If the state of the child cannot be read.
-fn wait_until(child: &mut Child, deadline: Instant) -> io::Result<Option<ExitStatus>> {
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Ok(None);
-        }
-        thread::sleep(POLL_INTERVAL.min(deadline - now));
-    }
-}
-
-/// A child process that is killed and reaped when this goes out of scope, on every path.
-struct KillOnDrop(Child);
-
-impl KillOnDrop {
-    /// Kills the process if it still runs, and reaps it.
-    fn stop(&mut self) {
-        // Best effort: an error means the process has already exited (or been reaped), which is
-        // what we want.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// A child's stdout or stderr, as a reader thread will send it once the stream ends. A channel
-/// rather than a join handle, so that waiting for it can be bounded.
-type PendingOutput = Receiver<Vec<u8>>;
-
-/// Reads `reader` to its end on a thread, which sends what it read on the returned channel.
-///
-/// # Errors
-///
-/// If the stream is not piped or the thread cannot be started.
-fn read_to_end_in_thread(
-    reader: Option<impl Read + Send + 'static>,
-) -> Result<PendingOutput, String> {
-    let mut reader = reader.ok_or("bench: a child's output is not piped")?;
-    let (tx, rx) = mpsc::channel();
-    thread::Builder::new()
-        .name("bench-output".to_owned())
-        .spawn(move || {
-            let mut bytes = Vec::new();
-            // A read error ends the output early; what was read still counts.
-            let _ = reader.read_to_end(&mut bytes);
-            // The receiver may have given up waiting; then nobody needs the bytes.
-            let _ = tx.send(bytes);
-        })
-        .map_err(|err| format!("could not start a thread: {err}"))?;
-    Ok(rx)
-}
-
-/// What a reader thread read, as text, or nothing if it has not finished by `deadline`.
-fn collect(output: &PendingOutput, deadline: Instant) -> String {
-    let bytes = output
-        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        .unwrap_or_default();
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
-/// The address in a `listening on ADDR` line of a server's stderr, if `line` is one.
-fn parse_listening(line: &str) -> Option<SocketAddr> {
-    line.trim_end().strip_prefix("listening on ")?.parse().ok()
 }
 
 /// A server's stderr, read line by line on a thread for the whole run, so that the server never
@@ -2507,16 +2423,6 @@ mod tests {
     }
 
     #[test]
-    fn listening_lines() {
-        assert_eq!(
-            parse_listening("listening on 127.0.0.1:4242\r"),
-            Some("127.0.0.1:4242".parse().unwrap())
-        );
-        assert_eq!(parse_listening("[INFO] listening on 127.0.0.1:4242"), None);
-        assert_eq!(parse_listening("listening on 127.0.0.1"), None);
-    }
-
-    #[test]
     fn commands_and_stderr_in_messages() {
         assert_eq!(
             show_command(
@@ -2540,20 +2446,6 @@ mod tests {
             "{tail}"
         );
         assert!(tail.ends_with("line 49"));
-    }
-
-    #[test]
-    fn target_dir_from_the_environment() {
-        let root = Path::new("/w");
-        assert_eq!(target_dir(root, None), Path::new("/w/target"));
-        assert_eq!(
-            target_dir(root, Some(OsString::from("/t"))),
-            Path::new("/t")
-        );
-        assert_eq!(
-            target_dir(root, Some(OsString::from("o"))),
-            Path::new("/w/o")
-        );
     }
 
     /// The process runner on real, harmless commands: output, failure, and a deadline that

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod process;
 mod smoke;
 mod tidy;
 

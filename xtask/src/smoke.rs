@@ -13,12 +13,15 @@
 //! makes the smoke test fail, never hang. The server's stderr is drained by a thread for the
 //! whole run, so the server never blocks on a full pipe, and its lines are shown on a failure.
 
+use crate::process::{
+    KillOnDrop, PendingOutput, capture_output, collect, parse_listening, target_dir, wait_until,
+};
 use std::env;
 use std::ffi::OsString;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitCode, ExitStatus, Stdio};
+use std::process::{ChildStdin, Command, ExitCode, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -44,9 +47,6 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// How many of the server's last stderr lines a failure report shows: enough for any real
 /// diagnosis, without burying the error under a flood of log lines.
 const SHOWN_LINES: usize = 200;
-
-/// How often to look whether a child process has exited.
-const POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Runs `cargo xtask smoke` from the workspace at `root`: exit 0 if every check passed, 1 with
 /// an `error:` line (and the server's stderr) if one failed.
@@ -220,7 +220,7 @@ fn netcat_help() -> Result<String, String> {
         }
     };
     let mut child = KillOnDrop(child);
-    let (stdout, stderr) = capture_output(&mut child.0)?;
+    let (stdout, stderr) = capture_output(&mut child.0).map_err(|err| format!("smoke: {err}"))?;
     // The exit status is not looked at: OpenBSD `nc -h` prints its help and exits with 1.
     match wait_until(&mut child.0, Instant::now() + NC_TIMEOUT) {
         Ok(Some(_)) => {}
@@ -277,114 +277,9 @@ fn build_server(root: &Path) -> Result<PathBuf, String> {
     Ok(binary)
 }
 
-/// Cargo's target directory for the workspace at `root`, given the value of `CARGO_TARGET_DIR`:
-/// that directory (relative to `root`, where cargo was run, if relative), else `root/target`.
-fn target_dir(root: &Path, from_env: Option<OsString>) -> PathBuf {
-    match from_env {
-        // `join` with an absolute path gives that path.
-        Some(dir) if !dir.is_empty() => root.join(dir),
-        _ => root.join("target"),
-    }
-}
-
-/// The address in a `listening on ADDR` line of the server's stderr, if `line` is one.
-fn parse_listening(line: &str) -> Option<SocketAddr> {
-    line.trim_end().strip_prefix("listening on ")?.parse().ok()
-}
-
 /// `bytes` quoted, with `\n`, `\r` and other non-printing bytes escaped, for messages.
 fn show(bytes: &[u8]) -> String {
     format!("\"{}\"", bytes.escape_ascii())
-}
-
-/// Waits for `child` to exit until `deadline`, polling: `Some(status)` if it did, `None` if it
-/// is still running.
-///
-/// # Errors
-///
-/// If the state of the child cannot be read.
-fn wait_until(child: &mut Child, deadline: Instant) -> io::Result<Option<ExitStatus>> {
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Ok(None);
-        }
-        thread::sleep(POLL_INTERVAL.min(deadline - now));
-    }
-}
-
-/// A child process that is killed and reaped when this goes out of scope, on every path.
-struct KillOnDrop(Child);
-
-impl KillOnDrop {
-    /// Kills the process if it still runs, and reaps it.
-    fn stop(&mut self) {
-        // Best effort: an error means the process has already exited (or been reaped), which is
-        // what we want.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// The bytes of a child's stdout or stderr, as a reader thread will send them once the stream
-/// ends. A channel rather than a join handle, so that waiting for it can be bounded.
-type PendingOutput = Receiver<Vec<u8>>;
-
-/// Reads `reader` to its end on a thread, which sends what it read on the returned channel.
-///
-/// # Errors
-///
-/// If the thread cannot be started.
-fn read_to_end_in_thread(mut reader: impl Read + Send + 'static) -> Result<PendingOutput, String> {
-    let (tx, rx) = mpsc::channel();
-    thread::Builder::new()
-        .name("smoke-output".to_owned())
-        .spawn(move || {
-            let mut bytes = Vec::new();
-            // A read error ends the output early; what was read still counts.
-            let _ = reader.read_to_end(&mut bytes);
-            // The receiver may have given up waiting; then nobody needs the bytes.
-            let _ = tx.send(bytes);
-        })
-        .map_err(|err| format!("smoke: could not start a thread: {err}"))?;
-    Ok(rx)
-}
-
-/// Starts reading the child's stdout and stderr on threads, so that neither pipe can fill up.
-///
-/// # Errors
-///
-/// If the child's stdout or stderr is not piped, or a thread cannot be started.
-fn capture_output(child: &mut Child) -> Result<(PendingOutput, PendingOutput), String> {
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or("smoke: child stdout is not piped")?;
-    let stderr = child
-        .stderr
-        .take()
-        .ok_or("smoke: child stderr is not piped")?;
-    Ok((
-        read_to_end_in_thread(stdout)?,
-        read_to_end_in_thread(stderr)?,
-    ))
-}
-
-/// What a reader thread read, or nothing if it has not finished by `deadline` (or was already
-/// collected).
-fn collect(output: &PendingOutput, deadline: Instant) -> Vec<u8> {
-    output
-        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        .unwrap_or_default()
 }
 
 /// The outcome of one `nc` session.
@@ -434,7 +329,8 @@ impl Netcat {
             .map_err(|err| format!("could not start nc -N {} {}: {err}", addr.ip(), addr.port()))?;
         let mut child = KillOnDrop(child);
         let stdin = child.0.stdin.take();
-        let (stdout, stderr) = capture_output(&mut child.0)?;
+        let (stdout, stderr) =
+            capture_output(&mut child.0).map_err(|err| format!("smoke: {err}"))?;
         Ok(Self {
             child,
             stdin,
@@ -672,40 +568,6 @@ impl Server {
 mod tests {
     use super::*;
 
-    #[test]
-    fn listening_lines() {
-        assert_eq!(
-            parse_listening("listening on 127.0.0.1:4242"),
-            Some("127.0.0.1:4242".parse().unwrap())
-        );
-        assert_eq!(
-            parse_listening("listening on [::1]:4242"),
-            Some("[::1]:4242".parse().unwrap())
-        );
-        assert_eq!(
-            parse_listening("listening on 127.0.0.1:4242\r"),
-            Some("127.0.0.1:4242".parse().unwrap())
-        );
-    }
-
-    #[test]
-    fn other_lines_are_not_listening_lines() {
-        for line in [
-            "",
-            "listening on",
-            "listening on ",
-            "listening on localhost:4242",
-            "listening on 127.0.0.1",
-            "listening on ::1:4242",
-            "listening on 127.0.0.1:99999",
-            "Listening on 127.0.0.1:4242",
-            "[INFO server] listening on 127.0.0.1:4242",
-            "summary: 3 connections",
-        ] {
-            assert_eq!(parse_listening(line), None, "for {line:?}");
-        }
-    }
-
     /// The start of `nc -h` from Debian's netcat-openbsd 1.219.
     const OPENBSD_HELP: &str = "OpenBSD netcat (Debian patchlevel 1.219-1)
 usage: nc [-46CDdFhklNnrStUuvZz] [-I length] [-i interval] [-M ttl]
@@ -735,24 +597,6 @@ options:
         // `N` in the usage line's cluster of flags is not enough: the option must be described.
         assert!(!is_openbsd_netcat("usage: nc [-46CDdFhklNnrStUuvZz]\n"));
         assert!(!is_openbsd_netcat("\t-Nx\tShutdown\n"));
-    }
-
-    #[test]
-    fn target_dir_from_the_environment() {
-        let root = Path::new("/work/project");
-        assert_eq!(target_dir(root, None), Path::new("/work/project/target"));
-        assert_eq!(
-            target_dir(root, Some(OsString::new())),
-            Path::new("/work/project/target")
-        );
-        assert_eq!(
-            target_dir(root, Some(OsString::from("/tmp/t"))),
-            Path::new("/tmp/t")
-        );
-        assert_eq!(
-            target_dir(root, Some(OsString::from("out"))),
-            Path::new("/work/project/out")
-        );
     }
 
     #[test]
