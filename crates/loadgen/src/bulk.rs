@@ -361,22 +361,8 @@ pub(crate) fn run(target: &Target, spec: &Bulk) -> Result<Report, Error> {
 
     // Without every connection settled (a stall), the run ends now.
     let elapsed = Duration::from_nanos(settling.at.unwrap_or_else(|| clock.now()));
-    let server = monitor
-        .as_ref()
-        .map(Monitor::finish)
-        .transpose()
-        .map_err(Error::Proc)?;
-    Ok(Report {
-        workload: Workload::Bulk(spec.clone()),
-        elapsed,
-        messages: tally.messages,
-        bytes: tally.bytes,
-        latency_ns: tally.latency,
-        mismatches: tally.mismatches,
-        resets: tally.resets,
-        short: tally.short,
-        server,
-    })
+    let server = Monitor::usage(monitor.as_ref())?;
+    Ok(tally.into_report(Workload::Bulk(spec.clone()), elapsed, server))
 }
 
 fn pump(conn: &mut Conn, payload: &Payload, clock: &Clock, tally: &mut Tally, open: &mut usize) {

@@ -1,7 +1,8 @@
 //! What the three workloads share: the clock, the tally of results, connecting, and the
 //! non-blocking read and write loops.
 
-use crate::Error;
+use crate::procstat::ServerUsage;
+use crate::{Error, Report, Workload};
 use hdrhistogram::Histogram;
 use poller::{Interest, Stream};
 use std::io::{self, ErrorKind};
@@ -68,6 +69,26 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
+    /// The report of a run of `workload` whose measured phase lasted `elapsed`.
+    pub(crate) fn into_report(
+        self,
+        workload: Workload,
+        elapsed: Duration,
+        server: Option<ServerUsage>,
+    ) -> Report {
+        Report {
+            workload,
+            elapsed,
+            messages: self.messages,
+            bytes: self.bytes,
+            latency_ns: self.latency,
+            mismatches: self.mismatches,
+            resets: self.resets,
+            short: self.short,
+            server,
+        }
+    }
+
     pub(crate) fn new() -> Self {
         Self {
             messages: 0,

@@ -170,11 +170,7 @@ pub(crate) fn run(target: &Target, spec: &PingPong) -> Result<Report, Error> {
         if phase == Phase::Measure && now >= measure_until {
             phase = Phase::Drain;
             measured_end = Some(measure_until);
-            server = monitor
-                .as_ref()
-                .map(Monitor::finish)
-                .transpose()
-                .map_err(Error::Proc)?;
+            server = Monitor::usage(monitor.as_ref())?;
             drain_until = now.saturating_add(nanos(DRAIN_TIMEOUT));
             for conn in &mut conns {
                 if conn.stream.is_some() && conn.lines.owed() == 0 {
@@ -286,23 +282,13 @@ pub(crate) fn run(target: &Target, spec: &PingPong) -> Result<Report, Error> {
     // Every connection failed before the end: the measured phase ends with the last of them.
     let end = measured_end.unwrap_or_else(|| clock.now().min(measure_until));
     if server.is_none() {
-        server = monitor
-            .as_ref()
-            .map(Monitor::finish)
-            .transpose()
-            .map_err(Error::Proc)?;
+        server = Monitor::usage(monitor.as_ref())?;
     }
-    Ok(Report {
-        workload: Workload::PingPong(spec.clone()),
-        elapsed: Duration::from_nanos(end.saturating_sub(measure_from)),
-        messages: tally.messages,
-        bytes: tally.bytes,
-        latency_ns: tally.latency,
-        mismatches: tally.mismatches,
-        resets: tally.resets,
-        short: tally.short,
+    Ok(tally.into_report(
+        Workload::PingPong(spec.clone()),
+        Duration::from_nanos(end.saturating_sub(measure_from)),
         server,
-    })
+    ))
 }
 
 fn send(conn: &mut Conn, tally: &mut Tally, open: &mut usize) {

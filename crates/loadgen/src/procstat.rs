@@ -30,6 +30,18 @@ pub(crate) struct Monitor {
 }
 
 impl Monitor {
+    /// What the server used since `monitor` started, if the run watches a server.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Proc`] if its `/proc` files cannot be read.
+    pub(crate) fn usage(monitor: Option<&Self>) -> Result<Option<ServerUsage>, crate::Error> {
+        monitor
+            .map(Self::finish)
+            .transpose()
+            .map_err(crate::Error::Proc)
+    }
+
     /// Takes the starting CPU times of `pid`.
     pub(crate) fn start(pid: u32) -> io::Result<Self> {
         Ok(Self {

@@ -146,11 +146,7 @@ pub(crate) fn run(target: &Target, spec: &Storm) -> Result<Report, Error> {
         let now = clock.now();
         if drain_until.is_none() && now >= until {
             drain_until = Some(now.saturating_add(nanos(DRAIN_TIMEOUT)));
-            server = monitor
-                .as_ref()
-                .map(Monitor::finish)
-                .transpose()
-                .map_err(Error::Proc)?;
+            server = Monitor::usage(monitor.as_ref())?;
             idle.clear();
         }
         if drain_until.is_none() && !idle.is_empty() {
@@ -260,23 +256,9 @@ pub(crate) fn run(target: &Target, spec: &Storm) -> Result<Report, Error> {
 
     let elapsed = Duration::from_nanos(clock.now().min(until));
     if server.is_none() {
-        server = monitor
-            .as_ref()
-            .map(Monitor::finish)
-            .transpose()
-            .map_err(Error::Proc)?;
+        server = Monitor::usage(monitor.as_ref())?;
     }
-    Ok(Report {
-        workload: Workload::Storm(spec.clone()),
-        elapsed,
-        messages: tally.messages,
-        bytes: tally.bytes,
-        latency_ns: tally.latency,
-        mismatches: tally.mismatches,
-        resets: tally.resets,
-        short: tally.short,
-        server,
-    })
+    Ok(tally.into_report(Workload::Storm(spec.clone()), elapsed, server))
 }
 
 /// How a connection of the storm ended.
