@@ -5,7 +5,7 @@
 mod common;
 
 use common::{
-    Binary, MAX_ROUNDS, PATIENCE, Running, config, connect, join, read_n, reversed_lines,
+    Binary, MAX_ROUNDS, PATIENCE, Running, config, connect, frame, join, read_n, reversed_lines,
     status_kib,
 };
 use rustix::net::sockopt;
@@ -320,13 +320,6 @@ fn a_flooding_client_does_not_starve_another() {
     );
     drop(b);
     server.stop();
-}
-
-/// A frame with `payload`, header first.
-fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut out = protocol::frame_header(u32::try_from(payload.len()).unwrap()).to_vec();
-    out.extend_from_slice(payload);
-    out
 }
 
 /// The pool for unfinished frames runs out: the connections that want more are paused

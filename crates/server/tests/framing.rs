@@ -4,7 +4,8 @@
 mod common;
 
 use common::{
-    Running, config, connect, exchange, read_n, read_to_end, reversed_lines, send_pieces,
+    Running, config, connect, exchange, frames, read_n, read_to_end, reversed_frames,
+    reversed_lines, send_pieces,
 };
 use protocol::{Framing, frame_header};
 use server::{Config, ExitPolicy, StopReason};
@@ -126,25 +127,6 @@ fn chunk_framing_reverses_each_read_and_holds_back_a_possible_exit() {
     let server = with(Framing::Chunk, |_| {});
     assert_eq!(exchange(server.addr(), b"hello world"), b"dlrow olleh");
     server.stop();
-}
-
-/// Frames with these payloads, one after the other.
-fn frames(payloads: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for payload in payloads {
-        out.extend_from_slice(&frame_header(payload.len() as u32));
-        out.extend_from_slice(payload);
-    }
-    out
-}
-
-/// What `frame` framing answers to [`frames`]`(payloads)`.
-fn reversed_frames(payloads: &[&[u8]]) -> Vec<u8> {
-    let reversed: Vec<Vec<u8>> = payloads
-        .iter()
-        .map(|p| p.iter().rev().copied().collect())
-        .collect();
-    frames(&reversed.iter().map(Vec::as_slice).collect::<Vec<_>>())
 }
 
 #[test]

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{
-    Binary, MAX_ROUNDS, PATIENCE, Running, config, connect, join, read_n, reversed_lines,
+    Binary, MAX_ROUNDS, PATIENCE, Running, config, connect, frame, join, read_n, reversed_lines,
     status_kib,
 };
 use protocol::frame_header;
@@ -215,13 +215,6 @@ fn a_client_that_never_reads_is_closed_once_stalled_and_others_are_served() {
         summary.pauses >= 1,
         "the client was never paused: {summary}"
     );
-}
-
-/// A frame with this payload.
-fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut out = frame_header(u32::try_from(payload.len()).unwrap()).to_vec();
-    out.extend_from_slice(payload);
-    out
 }
 
 /// Frame slowloris: 100 clients each announce a 1 MiB frame, send 1000 bytes of it and go

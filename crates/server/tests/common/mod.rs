@@ -267,3 +267,27 @@ pub(crate) fn join<T>(thread: JoinHandle<T>) -> T {
         .join()
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
+
+/// Frames with these payloads, one after the other.
+pub(crate) fn frames(payloads: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for payload in payloads {
+        out.extend_from_slice(&protocol::frame_header(payload.len() as u32));
+        out.extend_from_slice(payload);
+    }
+    out
+}
+
+/// What `frame` framing answers to [`frames`]`(payloads)`.
+pub(crate) fn reversed_frames(payloads: &[&[u8]]) -> Vec<u8> {
+    let reversed: Vec<Vec<u8>> = payloads
+        .iter()
+        .map(|p| p.iter().rev().copied().collect())
+        .collect();
+    frames(&reversed.iter().map(Vec::as_slice).collect::<Vec<_>>())
+}
+
+/// One frame with `payload`.
+pub(crate) fn frame(payload: &[u8]) -> Vec<u8> {
+    frames(&[payload])
+}
