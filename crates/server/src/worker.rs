@@ -610,6 +610,27 @@ impl Core {
     }
 }
 
+/// Writes `parts` with one `sendmsg` of at most [`MAX_SLICES`] pieces. Pieces that do not fit count as not
+/// sent, so the caller keeps them as pending output: correct, and rare (a frame in many blocks).
+fn write_parts(pool: &Pool, conn: &Conn, parts: &[Part<'_>]) -> io::Result<usize> {
+    let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+    let mut count = 0;
+    for part in parts {
+        match part {
+            Part::Bytes(bytes) if !bytes.is_empty() && count < MAX_SLICES => {
+                slices[count] = IoSlice::new(bytes);
+                count += 1;
+            }
+            Part::Bytes(_) => {}
+            Part::Carried(range) => {
+                let (n, _) = conn.carry.slices(pool, range.clone(), &mut slices[count..]);
+                count += n;
+            }
+        }
+    }
+    conn.stream.send_vectored(&slices[..count])
+}
+
 impl Ctx {
     fn open(&mut self, id: ConnId, stream: Arc<Stream>, peer: SocketAddr) -> Conn {
         let may_exit = self.exit.allows(peer);
@@ -934,28 +955,7 @@ impl Ctx {
         }
         let mut written = 0;
         if !conn.has_pending() {
-            let result = {
-                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-                let mut count = 0;
-                for part in parts {
-                    match part {
-                        Part::Bytes(bytes) if !bytes.is_empty() && count < MAX_SLICES => {
-                            slices[count] = IoSlice::new(bytes);
-                            count += 1;
-                        }
-                        Part::Bytes(_) => {}
-                        Part::Carried(range) => {
-                            let (n, _) =
-                                conn.carry
-                                    .slices(&self.pool, range.clone(), &mut slices[count..]);
-                            count += n;
-                        }
-                    }
-                }
-                // Pieces that did not fit in `slices` go to pending output below, as if the
-                // socket had not taken them: correct, and rare (a frame in many blocks).
-                conn.stream.send_vectored(&slices[..count])
-            };
+            let result = write_parts(&self.pool, conn, parts);
             match result {
                 Ok(n) => written = n,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
