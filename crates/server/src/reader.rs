@@ -3,7 +3,7 @@
 //! It is kept lean: it never looks at the bytes. Per round it waits in `epoll_wait`, takes the
 //! worker's notices (done with an index, resume reading one), accepts, and then serves the
 //! *ready queue*: the connections whose last edge has not been read to `WouldBlock` yet. Each
-//! gets at most [`READ_BUDGET`] reads per round before it goes to the back of the queue, so one
+//! fills at most [`READ_BUDGET`] slots per round before it goes to the back of the queue, so one
 //! flooding client cannot starve the others; and when the ring is full the queue simply waits
 //! (the reader sleeps in epoll, and the worker's next release wakes it through the ring's
 //! hook).
@@ -22,14 +22,16 @@ use log::{debug, error, info, warn};
 use poller::{Event, Events, Interest, Listener, Poller, Stream, Token};
 use ring::{Consumer, Producer, TryClaimError};
 use std::collections::VecDeque;
-use std::io::{self, Read};
+use std::io::{self, IoSliceMut, Read};
 use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Reads one connection gets per round before the next ready connection's turn.
+/// Ring slots one connection may fill per round before the next ready connection's turn.
 const READ_BUDGET: usize = 16;
+/// The most slots one `readv` fills: a turn's whole budget in one system call.
+const SLOTS_PER_READ: usize = 16;
 /// On stop, the bytes read from a connection whose receive buffer size cannot be read.
 const DRAIN_FALLBACK: usize = 4 << 20;
 /// Polls of epoll without blocking, the CPU yielded between them, before the reader blocks in
@@ -431,7 +433,7 @@ impl Reader {
         }
     }
 
-    /// Reads connection `index` into ring slots, at most `budget` reads, unless the worker
+    /// Reads connection `index` into ring slots, at most `budget` of them, unless the worker
     /// paused it for one of `reasons`; publishes its `Open` first if that is still due.
     fn serve(&mut self, index: u32, budget: usize, reasons: u8) -> Served {
         let Self {
@@ -464,46 +466,84 @@ impl Reader {
             conn.announced = true;
         }
         let mut last = None;
-        let mut drained = false;
-        for _ in 0..budget {
+        let mut slots_left = budget;
+        // Whether the last read filled every slot it had: the client sends faster than one
+        // slot a read, and the next read takes several.
+        let mut filled = false;
+        while slots_left > 0 {
             if gates.is_paused(index, reasons) {
                 return Served::Paused;
             }
-            let mut claim = match producer.try_claim(1) {
+            // One slot per read until a read fills its slot: then one `readv` fills as many
+            // as the socket has bytes for (the rest go back unpublished), so that a streaming
+            // client costs one system call per run of slots. Not from the start: in ping-pong
+            // a read never fills a slot, and claiming and gathering many costs time.
+            let want = if filled {
+                slots_left
+                    .min(SLOTS_PER_READ)
+                    .min(producer.free_slots().max(1))
+            } else {
+                1
+            };
+            let mut claim = match producer.try_claim(want) {
                 Ok(claim) => claim,
                 Err(error) => return claim_failed(error),
             };
-            let slot = &mut claim[0];
-            match stream.read(&mut slot.buf) {
+            let result = if want == 1 {
+                stream.read(&mut claim[0].buf)
+            } else {
+                let mut bufs: [IoSliceMut<'_>; SLOTS_PER_READ] =
+                    std::array::from_fn(|_| IoSliceMut::new(&mut []));
+                for (buf, slot) in bufs.iter_mut().zip(claim.iter_mut()) {
+                    *buf = IoSliceMut::new(&mut slot.buf);
+                }
+                stream.read_vectored(&mut bufs[..want])
+            };
+            match result {
                 Ok(0) => {
-                    slot.set(conn.id, Kind::Eof);
+                    claim[0].set(conn.id, Kind::Eof);
+                    claim.publish_first(1);
+                    stats.events += 1;
                     last = Some(Kind::Eof);
+                    break;
                 }
                 Ok(n) => {
-                    slot.set(conn.id, Kind::Data);
-                    slot.len = n;
+                    let mut left = n;
+                    let mut used = 0;
+                    let mut capacity = 0;
+                    for slot in claim.iter_mut() {
+                        capacity += slot.buf.len();
+                        if left == 0 {
+                            continue;
+                        }
+                        slot.set(conn.id, Kind::Data);
+                        slot.len = left.min(slot.buf.len());
+                        left -= slot.len;
+                        used += 1;
+                    }
+                    claim.publish_first(used);
+                    stats.events += used as u64;
                     stats.bytes_in += n as u64;
-                    // A read that did not fill the slot took everything the socket had, and
+                    slots_left = slots_left.saturating_sub(used);
+                    filled = n == capacity;
+                    // A read that did not fill its slots took everything the socket had, and
                     // bytes that arrive later raise a new edge: the read that would only say
                     // `WouldBlock` is saved (one system call per message in ping-pong). Not when
                     // the peer's end was reported: that edge has been and gone.
-                    drained = n < slot.buf.len() && !conn.closing;
+                    if !filled && !conn.closing {
+                        return Served::Drained;
+                    }
                 }
-                // The claim is dropped unpublished: the next claim reuses the slot.
+                // The claim is dropped unpublished: the next claim reuses the slots.
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Served::Drained,
                 Err(err) => {
                     debug!("connection {index} from {}: read failed: {err}", conn.peer);
-                    slot.set(conn.id, Kind::Reset);
+                    claim[0].set(conn.id, Kind::Reset);
+                    claim.publish_first(1);
+                    stats.events += 1;
                     last = Some(Kind::Reset);
+                    break;
                 }
-            }
-            claim.publish();
-            stats.events += 1;
-            if last.is_some() {
-                break;
-            }
-            if drained {
-                return Served::Drained;
             }
         }
         match last {

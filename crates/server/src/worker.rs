@@ -6,6 +6,12 @@
 //! queued behind it, so replies are never reordered. A slot is released when its batch is
 //! done, by which time its bytes are written or copied.
 //!
+//! The exception is a *run*: consecutive events in a batch carrying data from one connection
+//! (a client streaming faster than it is answered). Their replies are copied into one staging
+//! buffer and go out with a single `sendmsg` when the run ends, because on loopback each send
+//! is a trip through the TCP stack, which costs far more than copying the bytes once. Ping-pong
+//! never makes runs, so it keeps the straight-from-the-slot path.
+//!
 //! When the ring is empty the worker waits as `--wait` says; with `block` it announces the
 //! sleep to the ring and sleeps in `epoll_wait` on its epoll, where an eventfd that the
 //! reader's next publish writes sits beside the sockets waiting for EPOLLOUT.
@@ -53,6 +59,10 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 const STATS_INTERVAL: Duration = Duration::from_secs(2);
 /// The most pieces one `sendmsg` gathers; a reply with more sends the rest from pending output.
 const MAX_SLICES: usize = 64;
+/// The most reply bytes held back to go out with the next event's (see [`Ctx::staged`]): what
+/// the reader's longest run of reads of one connection brings, with room for the lines those
+/// reads cut.
+const STAGE_CAPACITY: usize = 128 * 1024;
 
 /// What the worker counted, for the summary.
 #[derive(Clone, Copy, Debug, Default)]
@@ -210,6 +220,15 @@ struct Ctx {
     stdout: Option<io::BufWriter<io::Stdout>>,
     /// Connections with pending output.
     writers: usize,
+    /// Replies held back while the next event in the batch is more data from the same
+    /// connection, so that a run of reads (a client streaming faster than it is answered) is
+    /// answered with one `sendmsg` instead of one per read: on loopback each send costs a trip
+    /// through the TCP stack, which is most of the CPU per byte. Staged bytes always belong to
+    /// the connection being handled, which then has no pending output; they are sent before
+    /// anything else happens to its socket. Allocated once, never grown.
+    staged: Vec<u8>,
+    /// Whether [`Ctx::send`] may stage (the next event is more data from this connection).
+    staging: bool,
     stats: WorkerStats,
 }
 
@@ -252,6 +271,8 @@ impl Worker {
                     now: Instant::now(),
                     stdout,
                     writers: 0,
+                    staged: Vec::with_capacity(STAGE_CAPACITY),
+                    staging: false,
                     stats: WorkerStats::default(),
                 },
             },
@@ -273,8 +294,12 @@ impl Worker {
                 Ok(mut batch) => {
                     self.core.ctx.now = Instant::now();
                     let count = batch.len();
-                    for slot in batch.iter_mut() {
-                        self.core.handle(slot);
+                    let mut slots = batch.iter_mut().peekable();
+                    while let Some(slot) = slots.next() {
+                        let more = slots
+                            .peek()
+                            .is_some_and(|next| next.conn == slot.conn && next.kind == Kind::Data);
+                        self.core.handle(slot, more);
                     }
                     // Dropping the batch releases its slots: their bytes are written or copied.
                     drop(batch);
@@ -338,8 +363,9 @@ struct StatsMark {
 }
 
 impl Core {
-    /// Handles one ring event.
-    fn handle(&mut self, slot: &mut Slot) {
+    /// Handles one ring event; `more` says whether the next one in the batch is more data from
+    /// the same connection (its reply may then wait to go out with that one's).
+    fn handle(&mut self, slot: &mut Slot, more: bool) {
         let index = slot.conn.index as usize;
         if slot.kind == Kind::Open {
             let Some(opened) = slot.open.take() else {
@@ -363,7 +389,14 @@ impl Core {
         debug_assert_eq!(conn.id, slot.conn);
         match slot.kind {
             Kind::Open => unreachable!("handled above"),
-            Kind::Data => self.ctx.data(conn, &mut slot.buf[..slot.len]),
+            Kind::Data => {
+                self.ctx.staging = more;
+                self.ctx.data(conn, &mut slot.buf[..slot.len]);
+                self.ctx.staging = false;
+                if !more {
+                    self.ctx.send_staged(conn);
+                }
+            }
             Kind::Eof => {
                 self.ctx.eof(conn);
                 conn.last_event_seen = true;
@@ -953,6 +986,16 @@ impl Ctx {
         if total == 0 {
             return;
         }
+        // Staged replies go first: the last reply of a run joins them, and they go out together.
+        if (self.staging || !self.staged.is_empty()) && !conn.has_pending() {
+            if self.staged.len() + total > STAGE_CAPACITY {
+                self.send_staged(conn);
+            }
+            if self.staged.len() + total <= STAGE_CAPACITY && !conn.has_pending() && !conn.broken {
+                self.stage(conn, parts);
+                return;
+            }
+        }
         let mut written = 0;
         if !conn.has_pending() {
             let result = write_parts(&self.pool, conn, parts);
@@ -990,6 +1033,44 @@ impl Ctx {
             self.output_pending(conn);
         }
         self.grew(conn);
+    }
+
+    /// Copies `parts` to the end of [`Ctx::staged`], which has room for them.
+    fn stage(&mut self, conn: &Conn, parts: &[Part<'_>]) {
+        for part in parts {
+            match part {
+                Part::Bytes(bytes) => self.staged.extend_from_slice(bytes),
+                Part::Carried(range) => {
+                    let mut from = range.start;
+                    while from < range.end {
+                        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                        let (count, bytes) =
+                            conn.carry.slices(&self.pool, from..range.end, &mut slices);
+                        for slice in &slices[..count] {
+                            self.staged.extend_from_slice(slice);
+                        }
+                        if bytes == 0 {
+                            break;
+                        }
+                        from += bytes;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends the staged replies (see [`Ctx::staged`]) of `conn`, the connection being handled.
+    fn send_staged(&mut self, conn: &mut Conn) {
+        if self.staged.is_empty() {
+            return;
+        }
+        // Taken out for the send and put back emptied: the buffer is moved, not reallocated.
+        let staged = std::mem::take(&mut self.staged);
+        let staging = std::mem::replace(&mut self.staging, false);
+        self.send(conn, &[Part::Bytes(&staged)]);
+        self.staging = staging;
+        self.staged = staged;
+        self.staged.clear();
     }
 
     /// Writes pending output until the socket is full or nothing is left.
@@ -1141,6 +1222,7 @@ impl Ctx {
     /// dropped, nothing more is answered or sent, and the reader reads on to the end of
     /// stream (a paused connection is resumed for that).
     fn abandon(&mut self, conn: &mut Conn) {
+        self.staged.clear();
         if conn.has_pending() {
             self.output_done(conn);
         }
@@ -1173,6 +1255,8 @@ impl Ctx {
     }
 
     fn shut_down(&mut self, conn: &mut Conn, end: End) {
+        // Replies held back go out before the end of stream.
+        self.send_staged(conn);
         let result = match end {
             End::Write => conn.stream.shutdown_write(),
             End::Both => conn.stream.shutdown_both(),
