@@ -29,9 +29,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Ring slots one connection may fill per round before the next ready connection's turn.
-const READ_BUDGET: usize = 16;
+const READ_BUDGET: usize = 32;
 /// The most slots one `readv` fills: a turn's whole budget in one system call.
-const SLOTS_PER_READ: usize = 16;
+const SLOTS_PER_READ: usize = 32;
 /// On stop, the bytes read from a connection whose receive buffer size cannot be read.
 const DRAIN_FALLBACK: usize = 4 << 20;
 /// Polls of epoll without blocking, the CPU yielded between them, before the reader blocks in

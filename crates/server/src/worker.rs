@@ -62,7 +62,7 @@ const MAX_SLICES: usize = 64;
 /// The most reply bytes held back to go out with the next event's (see [`Ctx::staged`]): what
 /// the reader's longest run of reads of one connection brings, with room for the lines those
 /// reads cut.
-const STAGE_CAPACITY: usize = 128 * 1024;
+const STAGE_CAPACITY: usize = 256 * 1024;
 
 /// What the worker counted, for the summary.
 #[derive(Clone, Copy, Debug, Default)]
