@@ -63,6 +63,9 @@ struct Conn {
     /// Whether epoll reported the peer's end (RDHUP, HUP or an error): reads then go on to end
     /// of stream, since no further edge will come for it.
     closing: bool,
+    /// Whether its last read filled every slot it had: the client streams, and its next turn
+    /// starts with a multi-slot `readv`.
+    streaming: bool,
 }
 
 struct Entry {
@@ -103,6 +106,7 @@ impl Table {
             // Every new connection goes to the ready queue at once.
             queued: true,
             closing: false,
+            streaming: false,
         });
         self.live += 1;
         id
@@ -469,15 +473,16 @@ impl Reader {
         let mut slots_left = budget;
         // Whether the last read filled every slot it had: the client sends faster than one
         // slot a read, and the next read takes several.
-        let mut filled = false;
+        let mut filled = conn.streaming;
         while slots_left > 0 {
             if gates.is_paused(index, reasons) {
                 return Served::Paused;
             }
             // One slot per read until a read fills its slot: then one `readv` fills as many
             // as the socket has bytes for (the rest go back unpublished), so that a streaming
-            // client costs one system call per run of slots. Not from the start: in ping-pong
-            // a read never fills a slot, and claiming and gathering many costs time.
+            // client costs one system call per run of slots, from its next turn on too. Not
+            // from the start: in ping-pong a read never fills a slot, and claiming and
+            // gathering many costs time.
             let want = if filled {
                 slots_left
                     .min(SLOTS_PER_READ)
@@ -526,6 +531,7 @@ impl Reader {
                     stats.bytes_in += n as u64;
                     slots_left = slots_left.saturating_sub(used);
                     filled = n == capacity;
+                    conn.streaming = filled;
                     // A read that did not fill its slots took everything the socket had, and
                     // bytes that arrive later raise a new edge: the read that would only say
                     // `WouldBlock` is saved (one system call per message in ping-pong). Not when
@@ -535,7 +541,10 @@ impl Reader {
                     }
                 }
                 // The claim is dropped unpublished: the next claim reuses the slots.
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Served::Drained,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    conn.streaming = false;
+                    return Served::Drained;
+                }
                 Err(err) => {
                     debug!("connection {index} from {}: read failed: {err}", conn.peer);
                     claim[0].set(conn.id, Kind::Reset);
