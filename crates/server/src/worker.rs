@@ -990,8 +990,11 @@ impl Ctx {
         if (self.staging || !self.staged.is_empty()) && !conn.has_pending() {
             if self.staged.len() + total > STAGE_CAPACITY {
                 self.send_staged(conn);
+                if conn.broken {
+                    return;
+                }
             }
-            if self.staged.len() + total <= STAGE_CAPACITY && !conn.has_pending() && !conn.broken {
+            if self.staged.len() + total <= STAGE_CAPACITY && !conn.has_pending() {
                 self.stage(conn, parts);
                 return;
             }
