@@ -82,13 +82,17 @@ impl Stream {
     /// the first buffer. Like [`send`](Self::send), it may take fewer than all.
     ///
     /// One system call for many pieces is what makes answering a batch cheap. At most
-    /// [`IOV_MAX`] pieces go in one call; the rest count as not sent.
+    /// [`IOV_MAX`] pieces go in one call; the rest count as not sent. A single piece goes out
+    /// with [`send`](Self::send), which spares the kernel copying in a `msghdr` and an iovec.
     ///
     /// # Errors
     ///
     /// As [`send`](Self::send); see
     /// [`sendmsg(2)`](https://man7.org/linux/man-pages/man2/sendmsg.2.html).
     pub fn send_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        if let [only] = bufs {
+            return self.send(only);
+        }
         // `sendmsg` refuses more than `IOV_MAX` pieces with `EMSGSIZE`; sending the first
         // `IOV_MAX` is a short send, which callers handle already.
         let bufs = &bufs[..bufs.len().min(IOV_MAX)];

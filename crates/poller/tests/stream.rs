@@ -164,6 +164,21 @@ fn send_vectored_sends_the_pieces_in_order() {
     assert_eq!(received, b"cba\nfed\n");
 }
 
+#[test]
+fn send_vectored_sends_a_single_piece() {
+    let (stream, mut client) = connected_pair(ipv4_loopback());
+    assert_eq!(
+        stream.send_vectored(&[IoSlice::new(b"olleh\n")]).unwrap(),
+        6
+    );
+    assert_eq!(stream.send_vectored(&[]).unwrap(), 0);
+    stream.shutdown_write().unwrap();
+
+    let mut received = Vec::new();
+    client.read_to_end(&mut received).unwrap();
+    assert_eq!(received, b"olleh\n");
+}
+
 /// More pieces than one `sendmsg` takes are a short send, not an `EMSGSIZE` error.
 #[test]
 fn send_vectored_sends_at_most_iov_max_pieces() {
@@ -211,6 +226,10 @@ fn sending_to_a_reset_connection_fails_instead_of_raising_sigpipe() {
     assert_eq!(error.kind(), io::ErrorKind::BrokenPipe, "{error}");
     let error = send_until_error(&stream, |stream| {
         stream.send_vectored(&[IoSlice::new(b"any"), IoSlice::new(b"one?")])
+    });
+    assert_eq!(error.kind(), io::ErrorKind::BrokenPipe, "{error}");
+    let error = send_until_error(&stream, |stream| {
+        stream.send_vectored(&[IoSlice::new(b"anyone?")])
     });
     assert_eq!(error.kind(), io::ErrorKind::BrokenPipe, "{error}");
 }
