@@ -21,17 +21,16 @@
 //! bench goes on with the next run and exits 1 at the end.
 
 use crate::process::{
-    KillOnDrop, capture_output, collect, parse_listening, target_dir, wait_until,
+    KillOnDrop, ServerLog, Stop, capture_output, collect, parse_listening, target_dir, wait_until,
 };
 use std::env;
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -1560,83 +1559,6 @@ fn name_of(program: &Path) -> String {
     )
 }
 
-/// A server's stderr, read line by line on a thread for the whole run, so that the server never
-/// blocks on a full pipe.
-struct ServerLog {
-    incoming: Receiver<String>,
-    /// The last [`KEPT_LINES`] lines received, without their terminators.
-    lines: Vec<String>,
-}
-
-impl ServerLog {
-    /// Starts the thread that reads `stderr` to its end.
-    ///
-    /// # Errors
-    ///
-    /// If the thread cannot be started.
-    fn start(stderr: impl Read + Send + 'static) -> Result<Self, String> {
-        let (tx, rx) = mpsc::channel();
-        thread::Builder::new()
-            .name("bench-server-stderr".to_owned())
-            .spawn(move || {
-                let mut reader = BufReader::new(stderr);
-                let mut line = Vec::new();
-                loop {
-                    line.clear();
-                    match reader.read_until(b'\n', &mut line) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {
-                            let text = String::from_utf8_lossy(&line);
-                            // Keep reading even if nobody listens any more.
-                            let _ = tx.send(text.trim_end_matches(['\n', '\r']).to_owned());
-                        }
-                    }
-                }
-            })
-            .map_err(|err| format!("could not start a thread: {err}"))?;
-        Ok(Self {
-            incoming: rx,
-            lines: Vec::new(),
-        })
-    }
-
-    /// Keeps `line`, dropping the oldest past [`KEPT_LINES`].
-    fn keep(&mut self, line: String) {
-        if self.lines.len() == KEPT_LINES {
-            self.lines.remove(0);
-        }
-        self.lines.push(line);
-    }
-
-    /// Waits until `deadline` for a line for which `pick` gives `Some`: `Ok(Some)` with it,
-    /// `Ok(None)` if the deadline passed, `Err(())` if the stderr ended first.
-    fn wait_for<T>(
-        &mut self,
-        deadline: Instant,
-        mut pick: impl FnMut(&str) -> Option<T>,
-    ) -> Result<Option<T>, ()> {
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.incoming.recv_timeout(left) {
-                Ok(line) => {
-                    let picked = pick(&line);
-                    self.keep(line);
-                    if picked.is_some() {
-                        return Ok(picked);
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => return Ok(None),
-                Err(RecvTimeoutError::Disconnected) => return Err(()),
-            }
-        }
-    }
-
-    /// Takes in every line until the stderr ends or `deadline` passes.
-    fn drain(&mut self, deadline: Instant) {
-        let _ = self.wait_for(deadline, |_| None::<()>);
-    }
-}
-
 /// A running server: killed and reaped when dropped.
 struct ServerProcess {
     child: KillOnDrop,
@@ -1672,7 +1594,7 @@ impl ServerProcess {
         let child = KillOnDrop(child);
         let stderr = stderr.ok_or("bench: the server's stderr is not piped")?;
         let pid = child.0.id();
-        let log = ServerLog::start(stderr)?;
+        let log = ServerLog::start(stderr, KEPT_LINES)?;
         let mut server = Self {
             child,
             log,
@@ -1687,15 +1609,15 @@ impl ServerProcess {
                 parse_listening(line).filter(|addr| addr.ip() == IpAddr::V4(Ipv4Addr::LOCALHOST))
             });
         match found {
-            Ok(Some(addr)) => {
+            Ok(addr) => {
                 server.addr = addr;
                 Ok(server)
             }
-            Ok(None) => Err(server.failure(&format!(
+            Err(Stop::TimedOut) => Err(server.failure(&format!(
                 "did not print `listening on 127.0.0.1:PORT` within {} s",
                 LISTEN_TIMEOUT.as_secs()
             ))),
-            Err(()) => {
+            Err(Stop::Closed) => {
                 let how = match wait_until(&mut server.child.0, Instant::now() + DRAIN_TIMEOUT) {
                     Ok(Some(status)) => format!("exited with {status}"),
                     _ => "closed its stderr".to_owned(),
@@ -1760,9 +1682,9 @@ impl ServerProcess {
     /// stderr ends, so this waits (briefly) for the last lines.
     fn stderr_note(&mut self) -> String {
         if self.child.0.try_wait().is_ok_and(|status| status.is_some()) {
-            self.log.drain(Instant::now() + DRAIN_TIMEOUT);
+            self.log.wait_closed(Instant::now() + DRAIN_TIMEOUT);
         } else {
-            self.log.drain(Instant::now());
+            self.log.wait_closed(Instant::now());
         }
         stderr_tail(self.name, &self.log.lines.join("\n"))
     }

@@ -2,11 +2,11 @@
 //! output read on threads so that no pipe fills up. Shared by `smoke` and `bench`.
 
 use std::ffi::OsString;
-use std::io::{self, Read};
+use std::io::{self, BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -112,6 +112,93 @@ pub(crate) fn collect(output: &PendingOutput, deadline: Instant) -> Vec<u8> {
         .unwrap_or_default()
 }
 
+/// Why waiting for a line of a server's stderr stopped without finding it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    TimedOut,
+    /// The stderr ended: the server has exited.
+    Closed,
+}
+
+/// A server's stderr, read line by line on a thread for the whole run, so that the server never
+/// blocks on a full pipe; the lines are kept for messages.
+pub(crate) struct ServerLog {
+    incoming: Receiver<String>,
+    /// The last `keep` lines received, without their terminators.
+    pub(crate) lines: Vec<String>,
+    keep: usize,
+}
+
+impl ServerLog {
+    /// Starts the thread that reads `stderr` to its end; the log keeps its last `keep` lines.
+    ///
+    /// # Errors
+    ///
+    /// If the thread cannot be started.
+    pub(crate) fn start(stderr: impl Read + Send + 'static, keep: usize) -> Result<Self, String> {
+        let (tx, rx) = mpsc::channel();
+        thread::Builder::new()
+            .name("xtask-server-stderr".to_owned())
+            .spawn(move || {
+                let mut reader = BufReader::new(stderr);
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    match reader.read_until(b'\n', &mut line) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {
+                            let text = String::from_utf8_lossy(&line);
+                            // Keep reading even if nobody listens any more: the server must
+                            // never block on a full pipe.
+                            let _ = tx.send(text.trim_end_matches(['\n', '\r']).to_owned());
+                        }
+                    }
+                }
+            })
+            .map_err(|err| format!("could not start a thread: {err}"))?;
+        Ok(Self {
+            incoming: rx,
+            lines: Vec::new(),
+            keep,
+        })
+    }
+
+    /// Waits until `deadline` for a new line for which `pick` gives `Some`, keeping every line
+    /// received (the last `keep` of them).
+    ///
+    /// # Errors
+    ///
+    /// If the deadline passes or the stderr ends first.
+    pub(crate) fn wait_for<T>(
+        &mut self,
+        deadline: Instant,
+        mut pick: impl FnMut(&str) -> Option<T>,
+    ) -> Result<T, Stop> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.incoming.recv_timeout(left) {
+                Ok(line) => {
+                    let picked = pick(&line);
+                    if self.lines.len() == self.keep {
+                        self.lines.remove(0);
+                    }
+                    self.lines.push(line);
+                    if let Some(value) = picked {
+                        return Ok(value);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => return Err(Stop::TimedOut),
+                Err(RecvTimeoutError::Disconnected) => return Err(Stop::Closed),
+            }
+        }
+    }
+
+    /// Takes in every line until the stderr ends; whether it did by `deadline`.
+    pub(crate) fn wait_closed(&mut self, deadline: Instant) -> bool {
+        self.wait_for(deadline, |_| None::<()>) == Err(Stop::Closed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,5 +277,41 @@ mod tests {
             target_dir(root, Some(OsString::from("o"))),
             Path::new("/w/o")
         );
+    }
+
+    /// The log reader on an in-memory stderr: lines without terminators, the picked value, and
+    /// the end of the stream.
+    #[test]
+    fn server_log_reads_lines_until_the_end() {
+        let stderr = io::Cursor::new(
+            b"[INFO] starting\r\nlistening on 127.0.0.1:5555\nlistening on [::1]:5555\nsummary"
+                .to_vec(),
+        );
+        let mut log = ServerLog::start(stderr, usize::MAX).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        assert_eq!(
+            log.wait_for(deadline, parse_listening),
+            Ok("127.0.0.1:5555".parse().unwrap())
+        );
+        assert!(log.wait_closed(deadline));
+        assert_eq!(
+            log.lines,
+            [
+                "[INFO] starting",
+                "listening on 127.0.0.1:5555",
+                "listening on [::1]:5555",
+                "summary",
+            ]
+        );
+        assert_eq!(log.wait_for(deadline, parse_listening), Err(Stop::Closed));
+    }
+
+    /// With a limit, the log keeps the newest lines.
+    #[test]
+    fn server_log_keeps_the_last_lines() {
+        let stderr = io::Cursor::new(b"one\ntwo\nthree\nfour\n".to_vec());
+        let mut log = ServerLog::start(stderr, 2).unwrap();
+        assert!(log.wait_closed(Instant::now() + Duration::from_secs(10)));
+        assert_eq!(log.lines, ["three", "four"]);
     }
 }

@@ -14,15 +14,15 @@
 //! whole run, so the server never blocks on a full pipe, and its lines are shown on a failure.
 
 use crate::process::{
-    KillOnDrop, PendingOutput, capture_output, collect, parse_listening, target_dir, wait_until,
+    KillOnDrop, PendingOutput, ServerLog, Stop, capture_output, collect, parse_listening,
+    target_dir, wait_until,
 };
 use std::env;
 use std::ffi::OsString;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, ExitCode, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -392,87 +392,6 @@ impl Netcat {
     }
 }
 
-/// Why waiting for a line of the server's stderr stopped without finding it.
-#[derive(Debug, PartialEq, Eq)]
-enum Stop {
-    TimedOut,
-    /// The stderr ended: the server has exited.
-    Closed,
-}
-
-/// The server's stderr, read line by line on a thread for the whole run.
-struct ServerLog {
-    incoming: Receiver<String>,
-    /// The lines received so far, without their terminators.
-    lines: Vec<String>,
-}
-
-impl ServerLog {
-    /// Starts the thread that reads `stderr` to its end.
-    ///
-    /// # Errors
-    ///
-    /// If the thread cannot be started.
-    fn start(stderr: impl Read + Send + 'static) -> Result<Self, String> {
-        let (tx, rx) = mpsc::channel();
-        thread::Builder::new()
-            .name("smoke-server-stderr".to_owned())
-            .spawn(move || {
-                let mut reader = BufReader::new(stderr);
-                let mut line = Vec::new();
-                loop {
-                    line.clear();
-                    match reader.read_until(b'\n', &mut line) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {
-                            let text = String::from_utf8_lossy(&line);
-                            // Keep reading even if nobody listens any more: the server must
-                            // never block on a full pipe.
-                            let _ = tx.send(text.trim_end_matches(['\n', '\r']).to_owned());
-                        }
-                    }
-                }
-            })
-            .map_err(|err| format!("smoke: could not start a thread: {err}"))?;
-        Ok(Self {
-            incoming: rx,
-            lines: Vec::new(),
-        })
-    }
-
-    /// Waits until `deadline` for a new line for which `pick` gives `Some`, keeping every line
-    /// received.
-    ///
-    /// # Errors
-    ///
-    /// If the deadline passes or the stderr ends first.
-    fn wait_for<T>(
-        &mut self,
-        deadline: Instant,
-        mut pick: impl FnMut(&str) -> Option<T>,
-    ) -> Result<T, Stop> {
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.incoming.recv_timeout(left) {
-                Ok(line) => {
-                    let picked = pick(&line);
-                    self.lines.push(line);
-                    if let Some(value) = picked {
-                        return Ok(value);
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => return Err(Stop::TimedOut),
-                Err(RecvTimeoutError::Disconnected) => return Err(Stop::Closed),
-            }
-        }
-    }
-
-    /// Takes in every line until the stderr ends; whether it did by `deadline`.
-    fn wait_closed(&mut self, deadline: Instant) -> bool {
-        self.wait_for(deadline, |_| None::<()>) == Err(Stop::Closed)
-    }
-}
-
 /// The running server: killed and reaped when dropped.
 struct Server {
     child: KillOnDrop,
@@ -498,7 +417,8 @@ impl Server {
         // The guard first, so that the error paths below kill the server.
         let child = KillOnDrop(child);
         let stderr = stderr.ok_or("smoke: the server's stderr is not piped")?;
-        let log = ServerLog::start(stderr)?;
+        // Every line is kept: the failure message counts the ones it leaves out.
+        let log = ServerLog::start(stderr, usize::MAX).map_err(|err| format!("smoke: {err}"))?;
         Ok(Self { child, log })
     }
 
@@ -603,32 +523,5 @@ options:
     fn bytes_are_shown_escaped() {
         assert_eq!(show(b"owt\r\n"), r#""owt\r\n""#);
         assert_eq!(show(b""), r#""""#);
-    }
-
-    /// The log reader on an in-memory stderr: lines without terminators, the picked value, and
-    /// the end of the stream.
-    #[test]
-    fn server_log_reads_lines_until_the_end() {
-        let stderr = io::Cursor::new(
-            b"[INFO] starting\r\nlistening on 127.0.0.1:5555\nlistening on [::1]:5555\nsummary"
-                .to_vec(),
-        );
-        let mut log = ServerLog::start(stderr).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        assert_eq!(
-            log.wait_for(deadline, parse_listening),
-            Ok("127.0.0.1:5555".parse().unwrap())
-        );
-        assert!(log.wait_closed(deadline));
-        assert_eq!(
-            log.lines,
-            [
-                "[INFO] starting",
-                "listening on 127.0.0.1:5555",
-                "listening on [::1]:5555",
-                "summary",
-            ]
-        );
-        assert_eq!(log.wait_for(deadline, parse_listening), Err(Stop::Closed));
     }
 }
