@@ -99,13 +99,7 @@ fn it_listens_on_both_loopbacks_with_one_port_and_stops_on_sigterm() {
     client.write_all(b"over four\n").unwrap();
     assert_eq!(read_n(&mut client, 10), b"ruof revo\n");
 
-    server.signal(Signal::TERM);
-    let (status, lines, _) = server.wait();
-    assert_eq!(status.code(), Some(0), "{lines:?}");
-    let summary = lines
-        .iter()
-        .find(|l| l.starts_with("summary: "))
-        .expect("summary line");
+    let summary = server.terminate();
     assert!(summary.contains("stopped by signal"), "{summary}");
     // The connection is closed at the stop.
     assert_eq!(read_to_end(&mut client), b"");

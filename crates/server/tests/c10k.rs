@@ -8,7 +8,7 @@
 mod common;
 
 use common::{Binary, connect, read_n, read_to_end, status_kib};
-use rustix::process::{Resource, Rlimit, Signal, getrlimit, setrlimit};
+use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 use std::io::Write;
 use std::net::{Shutdown, TcpStream};
 use std::time::Instant;
@@ -135,13 +135,7 @@ fn ten_thousand_concurrent_connections_are_each_served_in_little_memory() {
         );
     }
 
-    server.signal(Signal::TERM);
-    let (status, lines, _) = server.wait();
-    assert_eq!(status.code(), Some(0), "{lines:?}");
-    let summary = lines
-        .iter()
-        .find(|l| l.starts_with("summary: "))
-        .unwrap_or_else(|| panic!("no summary line: {lines:?}"));
+    let summary = server.terminate();
     // Every one was taken, none rejected or shed.
     assert!(
         summary.contains(&format!(

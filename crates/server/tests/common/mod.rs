@@ -191,6 +191,16 @@ impl Binary {
         line["listening on ".len()..].parse().expect("address")
     }
 
+    /// Stops it with SIGTERM, checks that it exits with status 0, and returns its `summary:`
+    /// line.
+    pub(crate) fn terminate(self) -> String {
+        self.signal(Signal::TERM);
+        let (status, lines, _) = self.wait();
+        assert_eq!(status.code(), Some(0), "{lines:?}");
+        let summary = lines.iter().find(|l| l.starts_with("summary: ")).cloned();
+        summary.unwrap_or_else(|| panic!("no summary line: {lines:?}"))
+    }
+
     /// Waits for the process to end and returns its status, every stderr line and stdout.
     pub(crate) fn wait(mut self) -> (ExitStatus, Vec<String>, Vec<u8>) {
         // The stderr pipe closes when the process exits: wait for that, bounded.
