@@ -5,8 +5,11 @@ use crate::procstat::ServerUsage;
 use crate::{Error, Report, Workload};
 use hdrhistogram::Histogram;
 use poller::{Interest, Stream};
+use rustix::io::Errno;
+use rustix::net::{self, AddressFamily, SocketFlags, SocketType, sockopt};
 use std::io::{self, ErrorKind};
 use std::net::{SocketAddr, TcpStream};
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 /// How long setting up one connection may take before the run gives up on the server.
@@ -153,11 +156,50 @@ impl Progress {
     }
 }
 
+/// A client socket for `addr`, close-on-exec, with its TCP congestion control set to
+/// `congestion` if one is given.
+///
+/// The algorithm is set before the connect on purpose: one set afterwards is swapped in after the
+/// first one was set up, and on Linux a socket that started with `bbr` keeps being paced.
+pub(crate) fn socket(
+    addr: SocketAddr,
+    congestion: Option<&str>,
+    flags: SocketFlags,
+) -> io::Result<OwnedFd> {
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::INET,
+        SocketAddr::V6(_) => AddressFamily::INET6,
+    };
+    let socket = net::socket_with(
+        family,
+        SocketType::STREAM,
+        flags | SocketFlags::CLOEXEC,
+        None,
+    )?;
+    if let Some(name) = congestion {
+        sockopt::set_tcp_congestion(&socket, name)?;
+    }
+    Ok(socket)
+}
+
 /// Connects with a blocking `connect` (setup is not measured), then makes the socket
 /// non-blocking with `TCP_NODELAY`, so small requests leave at once.
-pub(crate) fn connect(addr: SocketAddr) -> Result<Stream, Error> {
+pub(crate) fn connect(addr: SocketAddr, congestion: Option<&str>) -> Result<Stream, Error> {
     let setup = || -> io::Result<Stream> {
-        let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
+        let socket = socket(addr, congestion, SocketFlags::empty())?;
+        // A blocking connect waits at most the send timeout; past it, Linux says `EINPROGRESS`.
+        sockopt::set_socket_timeout(&socket, sockopt::Timeout::Send, Some(CONNECT_TIMEOUT))?;
+        match net::connect(&socket, &addr) {
+            Ok(()) => {}
+            Err(Errno::INPROGRESS) => {
+                return Err(io::Error::new(
+                    ErrorKind::TimedOut,
+                    format!("no connection within {CONNECT_TIMEOUT:?}"),
+                ));
+            }
+            Err(err) => return Err(err.into()),
+        }
+        let stream = TcpStream::from(socket);
         stream.set_nonblocking(true)?;
         stream.set_nodelay(true)?;
         Ok(Stream::from(stream))
@@ -231,5 +273,31 @@ pub(crate) fn read_available(
             Err(e) if e.kind() == ErrorKind::WouldBlock => return ReadEnd::Drained,
             Err(_) => return ReadEnd::Failed,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_congestion_control_is_set_before_the_connect() {
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let fd = socket(addr, Some("reno"), SocketFlags::empty()).unwrap();
+        assert_eq!(sockopt::tcp_congestion(&fd).unwrap(), "reno");
+        let err = socket(addr, Some("no-such-algorithm"), SocketFlags::empty()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    }
+
+    #[test]
+    fn a_connection_gets_the_congestion_control_asked_for() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stream = connect(addr, Some("reno")).unwrap();
+        assert_eq!(stream.congestion().unwrap(), "reno");
+        assert!(stream.nodelay().unwrap());
+        let stream = connect(addr, None).unwrap();
+        let default = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control").unwrap();
+        assert_eq!(stream.congestion().unwrap(), default.trim());
     }
 }

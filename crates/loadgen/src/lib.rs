@@ -59,6 +59,9 @@ pub struct Target {
     /// Print a progress line on stderr every second (timed runs over 3 s; bulk runs from their
     /// third second on).
     pub progress: bool,
+    /// The TCP congestion control of the client's sockets (`cubic`, `reno`, ...), set before
+    /// each connect; `None` keeps the system's default.
+    pub congestion: Option<String>,
 }
 
 impl Target {
@@ -69,6 +72,7 @@ impl Target {
             addr,
             server_pid: None,
             progress: false,
+            congestion: None,
         }
     }
 }
@@ -351,6 +355,12 @@ impl From<io::Error> for Error {
 /// resets, short replies) are counted in the [`Report`] instead.
 pub fn run(target: &Target, workload: &Workload) -> Result<Report, Error> {
     workload.validate()?;
+    if let Some(name) = &target.congestion {
+        // An algorithm the kernel lacks is a bad argument, found out before any connection.
+        engine::socket(target.addr, Some(name), rustix::net::SocketFlags::empty()).map_err(
+            |err| Error::Invalid(format!("cannot use TCP congestion control `{name}`: {err}")),
+        )?;
+    }
     // A wrong pid is found out now, not after a warm-up.
     if let Some(pid) = target.server_pid {
         procstat::Monitor::start(pid).map_err(Error::Proc)?;

@@ -23,6 +23,11 @@ struct Cli {
     /// The server's process id: report its CPU time and peak memory from /proc.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// TCP congestion control for the client's sockets, such as cubic or reno (default: the
+    /// system's). Set before connecting; `cargo xtask bench` uses cubic, since bbr paces
+    /// loopback traffic and makes the bulk client the limit.
+    #[arg(long, value_name = "NAME")]
+    congestion: Option<String>,
     #[command(subcommand)]
     mode: Mode,
 }
@@ -112,6 +117,7 @@ fn main() -> ExitCode {
         addr: cli.addr,
         server_pid: cli.server_pid,
         progress: true,
+        congestion: cli.congestion,
     };
     match loadgen::run(&target, &workload) {
         Ok(report) => {
@@ -206,6 +212,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.server_pid, Some(42));
+        assert_eq!(cli.congestion, None);
         assert!(matches!(
             cli.mode,
             Mode::Pingpong {
@@ -227,5 +234,15 @@ mod tests {
         ));
         let cli = Cli::try_parse_from(["loadgen", "--addr", "127.0.0.1:9", "storm"]).unwrap();
         assert!(matches!(cli.mode, Mode::Storm { concurrency: 8, .. }));
+        let cli = Cli::try_parse_from([
+            "loadgen",
+            "--addr",
+            "127.0.0.1:9",
+            "--congestion",
+            "cubic",
+            "storm",
+        ])
+        .unwrap();
+        assert_eq!(cli.congestion.as_deref(), Some("cubic"));
     }
 }

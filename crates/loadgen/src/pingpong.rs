@@ -127,7 +127,7 @@ pub(crate) fn run(target: &Target, spec: &PingPong) -> Result<Report, Error> {
     let poller = Poller::new()?;
     let mut conns = Vec::with_capacity(spec.connections);
     for conn in 0..spec.connections {
-        let stream = engine::connect(target.addr)?;
+        let stream = engine::connect(target.addr, target.congestion.as_deref())?;
         poller.add(&stream, Token(conn as u64), engine::interest())?;
         conns.push(Conn {
             stream: Some(stream),

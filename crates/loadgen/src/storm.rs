@@ -9,7 +9,7 @@ use crate::procstat::Monitor;
 use crate::{Error, Report, Storm, Target, Workload};
 use poller::{Events, Poller, Stream, Token};
 use rustix::io::Errno;
-use rustix::net::{self, AddressFamily, SocketFlags, SocketType};
+use rustix::net::{self, SocketFlags};
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
@@ -51,7 +51,7 @@ impl Slot {
 /// Everything one connection attempt needs.
 struct Starter<'a> {
     addr: SocketAddr,
-    family: AddressFamily,
+    congestion: Option<&'a str>,
     poller: &'a Poller,
     payload: &'a Payload,
     next_conn: u64,
@@ -70,12 +70,7 @@ impl Starter<'_> {
         slot.expect_pos = 0;
         self.payload.write(conn, 0, true, &mut slot.expect);
 
-        let socket = net::socket_with(
-            self.family,
-            SocketType::STREAM,
-            SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-            None,
-        )?;
+        let socket = engine::socket(self.addr, self.congestion, SocketFlags::NONBLOCK)?;
         match net::connect(&socket, &self.addr) {
             Ok(()) | Err(Errno::INPROGRESS) => {}
             Err(e) => return Err(e.into()),
@@ -95,10 +90,7 @@ pub(crate) fn run(target: &Target, spec: &Storm) -> Result<Report, Error> {
     let poller = Poller::new()?;
     let mut starter = Starter {
         addr: target.addr,
-        family: match target.addr {
-            SocketAddr::V4(_) => AddressFamily::INET,
-            SocketAddr::V6(_) => AddressFamily::INET6,
-        },
+        congestion: target.congestion.as_deref(),
         poller: &poller,
         payload: &payload,
         next_conn: 0,

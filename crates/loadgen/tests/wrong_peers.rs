@@ -207,3 +207,16 @@ fn a_server_pid_that_is_no_process_is_refused_before_connecting() {
     let error = loadgen::run(&target, &pingpong(1)).unwrap_err();
     assert!(matches!(error, Error::Proc(_)), "{error}");
 }
+
+#[test]
+fn an_unknown_congestion_control_is_refused_before_connecting() {
+    let target = Target {
+        congestion: Some("no-such-algorithm".to_owned()),
+        ..Target::new("127.0.0.1:9".parse().unwrap())
+    };
+    let error = loadgen::run(&target, &pingpong(1)).unwrap_err();
+    match error {
+        Error::Invalid(what) => assert!(what.contains("`no-such-algorithm`"), "{what}"),
+        other => panic!("{other}"),
+    }
+}

@@ -186,6 +186,29 @@ impl Stream {
         Ok(sockopt::socket_recv_buffer_size(&self.socket)?)
     }
 
+    /// Sets the socket's TCP congestion control algorithm (`TCP_CONGESTION`), by the name the
+    /// kernel knows it by (`cubic`, `reno`, `bbr`, ...; see
+    /// `/proc/sys/net/ipv4/tcp_allowed_congestion_control`).
+    ///
+    /// # Errors
+    ///
+    /// [`NotFound`](io::ErrorKind::NotFound) for an algorithm the kernel does not have,
+    /// [`PermissionDenied`](io::ErrorKind::PermissionDenied) for one it does not allow this
+    /// process, and what else [`setsockopt(2)`](https://man7.org/linux/man-pages/man2/setsockopt.2.html)
+    /// reports.
+    pub fn set_congestion(&self, name: &str) -> io::Result<()> {
+        Ok(sockopt::set_tcp_congestion(&self.socket, name)?)
+    }
+
+    /// The socket's TCP congestion control algorithm (`TCP_CONGESTION`).
+    ///
+    /// # Errors
+    ///
+    /// What [`getsockopt(2)`](https://man7.org/linux/man-pages/man2/getsockopt.2.html) reports.
+    pub fn congestion(&self) -> io::Result<String> {
+        Ok(sockopt::tcp_congestion(&self.socket)?)
+    }
+
     /// The address of the other end (`getpeername(2)`).
     ///
     /// # Errors

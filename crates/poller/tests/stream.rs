@@ -305,6 +305,17 @@ fn socket_options_read_back_what_was_set() {
     assert!(stream.recv_buffer_size().unwrap() > small);
 }
 
+#[test]
+fn congestion_control_reads_back_and_an_unknown_one_is_refused() {
+    let (stream, _client) = connected_pair(ipv4_loopback());
+    // Reno is built into every Linux kernel: it is the fallback of all the others.
+    stream.set_congestion("reno").unwrap();
+    assert_eq!(stream.congestion().unwrap(), "reno");
+    let err = stream.set_congestion("no-such-algorithm").unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
+    assert_eq!(stream.congestion().unwrap(), "reno");
+}
+
 fn check_addresses(addr: SocketAddr) {
     let (stream, client) = connected_pair(addr);
     assert_eq!(stream.peer_addr().unwrap(), client.local_addr().unwrap());
