@@ -994,7 +994,7 @@ impl Machine {
 /// whatever the machine has: `bbr`, the default of some machines (this project's among them),
 /// paces every connection at the rate it estimates. On loopback that made the bulk client the
 /// limit: the three servers left a quarter of the two cores idle and spent CPU on pacing timers,
-/// and each was 14-39% faster in bulk, on 15-27% less CPU per GiB, with its client on `cubic`
+/// and each was 14-39% faster in bulk, on 14-26% less CPU per GiB, with its client on `cubic`
 /// (measured 2026-11-26). The servers' sockets keep the default, the same for all three.
 const CLIENT_CONGESTION: &str = "cubic";
 
