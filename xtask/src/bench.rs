@@ -1261,6 +1261,8 @@ struct Row {
     runs: usize,
     ok: usize,
     median: Metrics,
+    /// The lowest and highest msgs/s of the runs: how far apart the same server's runs were.
+    msgs_range: Option<(f64, f64)>,
 }
 
 /// A row per workload and server of `selected`, in order, from the runs' `records`.
@@ -1273,12 +1275,17 @@ fn summarize(selected: &[Workload], records: &[Record]) -> Vec<Row> {
                 .filter(|r| r.workload == workload.name && r.server == server)
                 .collect();
             let figures: Vec<Metrics> = runs.iter().filter_map(|r| r.metrics).collect();
+            let rates = figures.iter().filter_map(|m| m.msgs_per_sec);
+            let msgs_range = rates.fold(None, |range: Option<(f64, f64)>, rate| {
+                Some(range.map_or((rate, rate), |(lo, hi)| (lo.min(rate), hi.max(rate))))
+            });
             rows.push(Row {
                 workload: workload.name,
                 server,
                 runs: runs.len(),
                 ok: figures.len(),
                 median: Metrics::median_of(&figures),
+                msgs_range,
             });
         }
     }
@@ -1377,9 +1384,9 @@ fn progress_summary(metrics: &Metrics, unit: CpuUnit) -> String {
 /// The markdown table of the rows of `selected`'s table workloads.
 fn markdown_table(selected: &[Workload], rows: &[Row]) -> String {
     let mut out = String::from(
-        "| workload | server | msgs/s | MB/s | p50 µs | p99 µs | p99.9 µs | CPU user | CPU total \
-         | peak RSS | msgs/s vs tokio | user vs tokio | CPU vs tokio |\n\
-         |---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+        "| workload | server | msgs/s | msgs/s, lowest-highest | MB/s | p50 µs | p99 µs | p99.9 µs \
+         | CPU user | CPU total | peak RSS | msgs/s vs tokio | user vs tokio | CPU vs tokio |\n\
+         |---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
     );
     for workload in selected.iter().filter(|w| w.in_table) {
         let tokio = find_row(rows, workload.name, ServerKind::Tokio).map(|r| r.median);
@@ -1394,7 +1401,7 @@ fn markdown_table(selected: &[Workload], rows: &[Row]) -> String {
                     out,
                     "| {} | {server} | failed |{}",
                     workload.name,
-                    format!(" {NONE} |").repeat(10)
+                    format!(" {NONE} |").repeat(11)
                 );
                 continue;
             }
@@ -1403,9 +1410,13 @@ fn markdown_table(selected: &[Workload], rows: &[Row]) -> String {
             let cpu = |value| format_cpu(value, unit);
             let _ = writeln!(
                 out,
-                "| {} | {server} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {server} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 workload.name,
                 cell(m.msgs_per_sec, format_rate),
+                row.msgs_range.map_or_else(
+                    || NONE.to_owned(),
+                    |(lo, hi)| format!("{}–{}", format_rate(lo), format_rate(hi))
+                ),
                 cell(m.mb_per_sec, format_mb),
                 cell(m.p50_us, format_us),
                 cell(m.p99_us, format_us),
@@ -1493,7 +1504,8 @@ fn results_markdown(header: &str, selected: &[Workload], rows: &[Row], rounds: u
              message (bulk: per GiB of replies; storm: per connection; idle: % of one core \
              while nothing happens). Peak RSS: the server's VmHWM. \"vs tokio\": the ratio to \
              tokio's figure (msgs/s: higher is better; CPU: lower is better). Each figure is \
-             the median of {rounds} run(s)."
+             the median of {rounds} run(s); \"lowest-highest\" is the spread of those runs' \
+             msgs/s, which on a noisy machine says how far a difference can be trusted."
         );
     }
     if !sweep_points(selected).is_empty() {
@@ -2181,7 +2193,9 @@ mod tests {
             (ServerKind::Ours, 3, 2)
         );
         assert_eq!(rows[0].median.msgs_per_sec, Some(200.0));
+        assert_eq!(rows[0].msgs_range, Some((100.0, 300.0)));
         assert_eq!((rows[1].runs, rows[1].ok), (0, 0));
+        assert_eq!(rows[1].msgs_range, None);
         assert!(find_row(&rows, "64x64", ServerKind::Tokio).is_none());
     }
 
@@ -2219,11 +2233,12 @@ mod tests {
             peak_rss_kib: Some(1024.0),
             ..Metrics::default()
         };
-        let row = |workload, server, ok, median| Row {
+        let row = |workload, server, ok, median: Metrics| Row {
             workload,
             server,
             runs: 3,
             ok,
+            msgs_range: median.msgs_per_sec.map(|rate| (rate * 0.9, rate * 1.2)),
             median,
         };
         let rows = [
@@ -2252,12 +2267,14 @@ mod tests {
         let table = markdown_table(&selected, &rows);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 8, "{table}");
-        assert!(lines[0].starts_with("| workload | server | msgs/s | MB/s |"));
+        assert!(
+            lines[0].starts_with("| workload | server | msgs/s | msgs/s, lowest-highest | MB/s |")
+        );
         assert!(lines[1].starts_with("|---|---|--:|"));
         assert_eq!(
             lines[2],
-            "| 64x64 | ours | 280,000 | 17.92 | 225 | 450 | 900 | 0.20 µs/msg | 3.00 µs/msg \
-             | 2.0 MiB | 2.00x | 0.50x | 0.50x |"
+            "| 64x64 | ours | 280,000 | 252,000–336,000 | 17.92 | 225 | 450 | 900 | 0.20 µs/msg \
+             | 3.00 µs/msg | 2.0 MiB | 2.00x | 0.50x | 0.50x |"
         );
         assert!(lines[3].starts_with("| 64x64 | tokio | 140,000 |"));
         assert!(lines[3].ends_with("| 1.00x | 1.00x | 1.00x |"));
@@ -2265,12 +2282,12 @@ mod tests {
         assert!(lines[4].ends_with("| 1.50x | 0.75x | 0.75x |"));
         assert_eq!(
             lines[5],
-            "| idle | ours | — | — | — | — | — | 0.05% core | 0.10% core | 1.0 MiB | — | 0.25x \
-             | 0.25x |"
+            "| idle | ours | — | — | — | — | — | — | 0.05% core | 0.10% core | 1.0 MiB | — \
+             | 0.25x | 0.25x |"
         );
         assert_eq!(
             lines[7],
-            "| idle | epoll (0/3 ok) | failed | — | — | — | — | — | — | — | — | — | — |"
+            "| idle | epoll (0/3 ok) | failed | — | — | — | — | — | — | — | — | — | — | — |"
         );
         // Every row has as many cells as the header.
         let cells = |line: &str| line.matches('|').count();
@@ -2293,6 +2310,7 @@ mod tests {
                     // Epoll's 512 run failed: its point is left out.
                     ok: usize::from(!(server == ServerKind::Epoll && c == 512)),
                     median: metrics(f64::from(c) * 1000.0, f64::from(c) + 0.25, 1.0, 2.0),
+                    msgs_range: None,
                 })
             })
             .collect();
