@@ -152,8 +152,9 @@ impl Builder {
     }
 
     /// Installs the hook that wakes a producer sleeping outside the ring: the consumer calls it
-    /// on its first release, or on its drop, after the producer
-    /// [announced sleep](Producer::announce_sleep). Same rules as
+    /// on its first release, or on its drop, after the producer announced sleep
+    /// ([until a slot is free](Producer::announce_sleep) or
+    /// [until a release](Producer::announce_sleep_until_release)). Same rules as
     /// [`wake_consumer_with`](Self::wake_consumer_with).
     pub fn wake_producer_with(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
         self.producer_hook = Some(Box::new(hook));
@@ -203,7 +204,8 @@ impl fmt::Debug for Builder {
 }
 
 /// A side's announcement that it sleeps outside the ring, from
-/// [`Consumer::announce_sleep`] or [`Producer::announce_sleep`].
+/// [`Consumer::announce_sleep`], [`Producer::announce_sleep`] or
+/// [`Producer::announce_sleep_until_release`].
 ///
 /// While it is alive, the other side calls the wake hook on its next step. Drop it once awake,
 /// whatever woke you: that withdraws the announcement, so the other side stops looking.

@@ -345,6 +345,65 @@ impl<T> Producer<T> {
         Some(Sleep::new(&shared.producer_sleep))
     }
 
+    /// Announces that this producer is about to sleep outside the ring until the consumer's
+    /// next release, whether or not a slot is free: the consumer calls the hook given to
+    /// [`Builder::wake_producer_with`](crate::Builder::wake_producer_with) when it next
+    /// releases.
+    ///
+    /// This is for a producer that has nothing better to do while the consumer works through
+    /// what it was given, and would rather gather its next events in one go than claim them
+    /// one at a time (a reader whose events wait in the kernel until it looks, say): one
+    /// wake-up per release of the consumer then replaces a poll per event.
+    ///
+    /// Returns `None`, announcing nothing, when no release is to come or one came already:
+    /// the consumer has released everything published, released more since the producer last
+    /// looked, or is gone. Otherwise sleep while the returned [`Sleep`] is alive, then drop it;
+    /// the hook may also fire spuriously, for example just after the drop.
+    ///
+    /// # Panics
+    ///
+    /// If the ring was built without a producer wake hook: the sleep could never end.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    ///
+    /// let woken = Arc::new(AtomicUsize::new(0));
+    /// let hook = Arc::clone(&woken);
+    /// let (mut producer, mut consumer) = ring::Builder::new(4)
+    ///     .wake_producer_with(move || { hook.fetch_add(1, Ordering::Relaxed); })
+    ///     .build(|_| 0u8)
+    ///     .unwrap();
+    /// assert!(producer.announce_sleep_until_release().is_none()); // nothing to release
+    /// producer.try_push(1).unwrap();
+    /// let sleep = producer.announce_sleep_until_release().expect("one event is out");
+    /// consumer.try_read().unwrap().release(); // calls the hook
+    /// assert_eq!(woken.load(Ordering::Relaxed), 1);
+    /// drop(sleep);
+    /// ```
+    pub fn announce_sleep_until_release(&mut self) -> Option<Sleep<'_>> {
+        let shared = &*self.shared;
+        assert!(
+            shared.producer_sleep.has_hook(),
+            "Producer::announce_sleep_until_release needs a hook from Builder::wake_producer_with"
+        );
+        // Fresh, so that the sleep waits for a release that has not happened yet.
+        self.released_cache = shared.released.load(Ordering::Acquire);
+        if self.released_cache == self.next {
+            return None;
+        }
+        shared.producer_sleep.announce_external();
+        let released = shared.released.load(Ordering::Acquire);
+        if released != self.released_cache || shared.consumer_closed.load(Ordering::Acquire) {
+            shared.producer_sleep.withdraw();
+            self.released_cache = released;
+            return None;
+        }
+        Some(Sleep::new(&shared.producer_sleep))
+    }
+
     /// Makes every event below `end` visible to the consumer with one `Release` store.
     #[inline]
     fn publish_to(&mut self, end: u64) {

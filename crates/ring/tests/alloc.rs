@@ -52,6 +52,7 @@ fn steady_state_claims_publishes_and_reads_allocate_nothing() {
         producer.push([lap; 4]).unwrap();
         // Sleep announcements wake through the hooks on the next release and publish.
         drop(consumer.announce_sleep());
+        drop(producer.announce_sleep_until_release());
         let batch = consumer.try_read_up_to(4).unwrap();
         sum += batch.iter().map(|slot| slot[0]).sum::<u64>();
         drop(batch);

@@ -228,3 +228,35 @@ fn external_producer_sleeper_is_woken_by_hook() {
         drop(reader.join().unwrap());
     });
 }
+
+/// The server's reader: with a slot still free, the producer sleeps outside the ring until the
+/// consumer's next release (`announce_sleep_until_release`), then reuses the released slot.
+/// A lost wakeup is a deadlock; a slot reused before its release is a causality panic.
+#[test]
+fn producer_sleeping_until_a_release_is_woken_by_hook() {
+    loom::model(|| {
+        let doorbell = Arc::new(Notify::new());
+        let bell = Arc::clone(&doorbell);
+        let (mut producer, mut consumer) = Builder::new(2)
+            .wait_strategy(WaitStrategy::Spin)
+            .wake_producer_with(move || bell.notify())
+            .build(|_| 0u32)
+            .unwrap();
+        producer.try_push(1).unwrap();
+        let reader = thread::spawn(move || {
+            assert_eq!(consumer.try_read().map(|batch| batch[0]), Ok(1));
+            consumer
+        });
+        // Wait for the release of event 1 although a slot is free all along.
+        while producer.free_slots() < 2 {
+            if let Some(_sleep) = producer.announce_sleep_until_release() {
+                doorbell.wait();
+            }
+        }
+        producer.try_push(2).unwrap();
+        producer.try_push(3).unwrap();
+        let mut consumer = reader.join().unwrap();
+        let batch = consumer.try_read().unwrap();
+        assert_eq!((batch[0], batch[1]), (2, 3));
+    });
+}

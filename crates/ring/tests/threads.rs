@@ -725,6 +725,105 @@ fn producer_announce_sleep_declines_when_there_is_no_need() {
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
 
+/// `announce_sleep_until_release` sleeps whenever a release is still to come, full ring or
+/// not, and declines when none is to come or one came already.
+#[test]
+fn producer_announce_sleep_until_release_declines_when_there_is_no_need() {
+    let (calls, hook) = counter();
+    let (mut producer, mut consumer) = Builder::new(4)
+        .wake_producer_with(hook)
+        .build(|_| 0u64)
+        .unwrap();
+    assert!(
+        producer.announce_sleep_until_release().is_none(),
+        "nothing published"
+    );
+    producer.try_push(1).unwrap();
+    assert!(
+        producer.announce_sleep_until_release().is_some(),
+        "one event out, three slots free: sleep"
+    );
+    consumer.try_read().unwrap().release();
+    assert!(
+        producer.announce_sleep_until_release().is_none(),
+        "everything released"
+    );
+
+    producer.try_push(2).unwrap();
+    producer.try_push(3).unwrap();
+    // The consumer releases one of two; the producer has not looked since.
+    consumer.try_read_up_to(1).unwrap().release();
+    assert!(
+        producer.announce_sleep_until_release().is_some(),
+        "one still out: the announcement waits for the next release"
+    );
+
+    drop(consumer);
+    assert!(
+        producer.announce_sleep_until_release().is_none(),
+        "the consumer is gone"
+    );
+    // Announcements dropped before any release call nothing.
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+/// The producer publishes one event at a time and, with slots still free, sleeps on a doorbell
+/// until the consumer has released it; the consumer's hook rings the doorbell. Every event
+/// arrives, and every sleep is ended by a release.
+#[test]
+fn a_producer_sleeping_until_each_release_is_woken_by_the_hook() {
+    const ROUNDS: u64 = if cfg!(miri) { 50 } else { 1000 };
+    for strategy in STRATEGIES {
+        let doorbell = Arc::new(Doorbell::default());
+        let (hook_calls, count) = counter();
+        let bell = Arc::clone(&doorbell);
+        let (mut producer, mut consumer) = Builder::new(8)
+            .wait_strategy(strategy)
+            .wake_producer_with(move || {
+                count();
+                bell.ring();
+            })
+            .build(|_| u64::MAX)
+            .unwrap();
+        let writer = common::spawn("release-sleeper", move || {
+            let mut slept = 0;
+            let mut watchdog = Watchdog::new("the producer waiting for releases");
+            for event in 0..ROUNDS {
+                producer.try_push(event).unwrap();
+                while producer.free_slots() < 8 {
+                    watchdog.tick();
+                    if let Some(_sleep) = producer.announce_sleep_until_release() {
+                        slept += 1;
+                        doorbell.wait("the producer waiting for a release");
+                    }
+                }
+                watchdog.progressed();
+            }
+            slept
+        });
+        let progress = Progress::default();
+        let read = progress.clone();
+        let reader = common::spawn("release-reader", move || drain(&mut consumer, None, &read));
+        let slept = writer.join_while(&progress);
+        assert_eq!(reader.join_while(&progress), ROUNDS, "{strategy:?}");
+        let calls = hook_calls.load(Ordering::SeqCst);
+        assert!(
+            calls <= slept,
+            "{strategy:?}: {calls} hook calls for {slept} sleeps"
+        );
+    }
+}
+
+#[test]
+#[should_panic(
+    expected = "Producer::announce_sleep_until_release needs a hook from Builder::wake_producer_with"
+)]
+fn producer_announce_sleep_until_release_without_a_hook_panics() {
+    let (mut producer, _consumer) = ring::channel(2, |_| 0u8).unwrap();
+    producer.try_push(1).unwrap();
+    drop(producer.announce_sleep_until_release());
+}
+
 #[test]
 #[should_panic(expected = "Consumer::announce_sleep needs a hook from Builder::wake_consumer_with")]
 fn consumer_announce_sleep_without_a_hook_panics() {
