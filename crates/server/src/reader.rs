@@ -6,7 +6,9 @@
 //! fills at most [`READ_BUDGET`] slots per round before it goes to the back of the queue, so one
 //! flooding client cannot starve the others; and when the ring is full the queue simply waits
 //! (the reader sleeps in epoll, and the worker's next release wakes it through the ring's
-//! hook).
+//! hook). Under load it does not race the worker either: while the worker has a batch to get
+//! through, the reader sleeps until its next release and then takes every event that arrived
+//! meanwhile with one `epoll_wait` (see [`WORKER_BEHIND`]).
 //!
 //! Before every read it looks at the connection's [gate](crate::gate): a connection the worker
 //! paused (its client does not take its replies, or the buffer pool ran out) leaves the queue
@@ -40,6 +42,17 @@ const DRAIN_FALLBACK: usize = 4 << 20;
 /// 64 x 64 B ping-pong on 2 cores: about a third more messages per second and a quarter less
 /// CPU per message); with no traffic the reader still sleeps after a handful of them.
 const IDLE_POLLS: u32 = 10;
+/// Events the worker must have left to get through before the reader, with no connection
+/// waiting for its turn, sleeps until the worker's next release instead of polling epoll for
+/// the next event. Under load the reader is the faster of the two threads: polling, it finds
+/// about one event per `epoll_wait` and pays a poll and a yield for each (0.5 to 1.2 of each per
+/// message at 64 x 64 B ping-pong). Asleep while the worker works, it lets the events gather and
+/// takes them with one `epoll_wait`, for one wake-up per batch of the worker. Below this the
+/// worker is nearly idle and the reader polls as before, so light traffic pays no wake-up per
+/// message. Measured at 64 x 64 B on 2 cores (medians of 5 interleaved runs): 8 to 64 are
+/// level, at about 10% less CPU and 15% more messages per second than never sleeping; 128
+/// rarely sleeps with 64 connections.
+const WORKER_BEHIND: usize = 16;
 /// How long to wait before retrying `accept` after it failed for lack of kernel memory.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// The least time between two warnings about rejected connections.
@@ -154,6 +167,9 @@ enum Served {
 
 pub(crate) struct Reader {
     poller: Poller,
+    /// An epoll with only the wake-up eventfd and the signal pipe: where the reader sleeps
+    /// while it waits for the worker (see [`WORKER_BEHIND`]), deaf to the sockets.
+    worker_wait: Poller,
     listeners: Vec<Listener>,
     signals: Option<UnixStream>,
     control: Arc<Control>,
@@ -188,14 +204,22 @@ impl Reader {
             WAKE,
             Interest::READABLE | Interest::EDGE,
         )?;
+        let worker_wait = Poller::new()?;
+        worker_wait.add(
+            &control.reader_waker,
+            WAKE,
+            Interest::READABLE | Interest::EDGE,
+        )?;
         if let Some(signals) = &signals {
             poller.add(signals, SIGNALS, Interest::READABLE)?;
+            worker_wait.add(signals, SIGNALS, Interest::READABLE)?;
         }
         for (n, listener) in (FIRST_LISTENER..).zip(&listeners) {
             poller.add(listener, own_token(n), Interest::READABLE | Interest::EDGE)?;
         }
         Ok(Self {
             poller,
+            worker_wait,
             listeners,
             signals,
             control,
@@ -250,6 +274,14 @@ impl Reader {
     /// the ring, nor for the first few polls after events (see [`IDLE_POLLS`]); with work but
     /// no room it sleeps until the worker releases slots.
     fn wait(&mut self, events: &mut Events) -> io::Result<()> {
+        if self.ready.is_empty() && !self.retry_accept && self.wait_for_worker(events)? {
+            // Whatever arrived meanwhile, in one call.
+            let result = self.poller.wait(events, Some(Duration::ZERO));
+            if matches!(result, Ok(n) if n > 0) {
+                self.idle_polls = 0;
+            }
+            return result.map(drop);
+        }
         let mut timeout = self.retry_accept.then_some(ACCEPT_RETRY);
         let mut sleep = None;
         if !self.ready.is_empty() {
@@ -275,6 +307,22 @@ impl Reader {
             self.idle_polls = 0;
         }
         result.map(drop)
+    }
+
+    /// Sleeps until the worker's next release if it has at least [`WORKER_BEHIND`] events to
+    /// get through; returns whether it slept. A stop request or a signal ends the sleep too
+    /// (the stop handle writes the same eventfd as the ring's hook).
+    fn wait_for_worker(&mut self, events: &mut Events) -> io::Result<bool> {
+        let behind = self.producer.capacity() - self.producer.free_slots();
+        if behind < WORKER_BEHIND {
+            return Ok(false);
+        }
+        let Some(sleep) = self.producer.announce_sleep_until_release() else {
+            return Ok(false);
+        };
+        self.worker_wait.wait(events, None)?;
+        drop(sleep);
+        Ok(true)
     }
 
     /// Takes the worker's notices: frees the indices it is done with, and puts resumed
