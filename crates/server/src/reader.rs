@@ -48,11 +48,13 @@ const IDLE_POLLS: u32 = 10;
 /// about one event per `epoll_wait` and pays a poll and a yield for each (0.5 to 1.2 of each per
 /// message at 64 x 64 B ping-pong). Asleep while the worker works, it lets the events gather and
 /// takes them with one `epoll_wait`, for one wake-up per batch of the worker. Below this the
-/// worker is nearly idle and the reader polls as before, so light traffic pays no wake-up per
-/// message. Measured at 64 x 64 B on 2 cores (medians of 5 interleaved runs): 8 to 64 are
-/// level, at about 10% less CPU and 15% more messages per second than never sleeping; 128
-/// rarely sleeps with 64 connections.
-const WORKER_BEHIND: usize = 16;
+/// worker is nearly idle and the reader polls as before, so light traffic (one connection)
+/// pays no wake-up per message. Measured on 2 cores, 64 B ping-pong, medians of interleaved
+/// runs: at 64 connections 4 to 64 are level, at about 10% less CPU and 15% more messages per
+/// second than never sleeping (128 rarely sleeps); at 8 connections, where the worker is
+/// rarely 8 behind, 4 gave 60k msgs/s against 39k for never sleeping and 33k to 35k for 8
+/// and 16.
+const WORKER_BEHIND: usize = 4;
 /// How long to wait before retrying `accept` after it failed for lack of kernel memory.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// The least time between two warnings about rejected connections.
