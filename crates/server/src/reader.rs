@@ -274,7 +274,9 @@ impl Reader {
 
     /// One `epoll_wait`: it does not block while there is work in the ready queue and room in
     /// the ring, nor for the first few polls after events (see [`IDLE_POLLS`]); with work but
-    /// no room it sleeps until the worker releases slots.
+    /// no room it sleeps until the worker releases slots. With no work and the worker behind
+    /// (see [`WORKER_BEHIND`]), the `epoll_wait` comes after a sleep until the worker's next
+    /// release.
     fn wait(&mut self, events: &mut Events) -> io::Result<()> {
         if self.ready.is_empty() && !self.retry_accept && self.wait_for_worker(events)? {
             // Whatever arrived meanwhile, in one call.
