@@ -335,14 +335,7 @@ impl<T> Producer<T> {
         if self.cached_free() > 0 {
             return None;
         }
-        shared.producer_sleep.announce_external();
-        let released = shared.released.load(Ordering::Acquire);
-        if released != self.released_cache || shared.consumer_closed.load(Ordering::Acquire) {
-            shared.producer_sleep.withdraw();
-            self.released_cache = released;
-            return None;
-        }
-        Some(Sleep::new(&shared.producer_sleep))
+        self.announce_unless_released()
     }
 
     /// Announces that this producer is about to sleep outside the ring until the consumer's
@@ -394,6 +387,14 @@ impl<T> Producer<T> {
         if self.released_cache == self.next {
             return None;
         }
+        self.announce_unless_released()
+    }
+
+    /// The second half of both announcements: announces the sleep, then re-checks behind the
+    /// fence that the consumer has not released past `released_cache` or gone away meanwhile
+    /// (and takes the announcement back if it has).
+    fn announce_unless_released(&mut self) -> Option<Sleep<'_>> {
+        let shared = &*self.shared;
         shared.producer_sleep.announce_external();
         let released = shared.released.load(Ordering::Acquire);
         if released != self.released_cache || shared.consumer_closed.load(Ordering::Acquire) {

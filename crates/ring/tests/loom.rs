@@ -26,6 +26,19 @@ fn ring_of(capacity: usize, wait: WaitStrategy) -> (ring::Producer<u32>, ring::C
         .unwrap()
 }
 
+/// A spinning ring of `capacity` whose producer hook notifies the returned doorbell: the
+/// shape of a producer that sleeps outside the ring.
+fn with_producer_bell(capacity: usize) -> (ring::Producer<u32>, ring::Consumer<u32>, Arc<Notify>) {
+    let doorbell = Arc::new(Notify::new());
+    let bell = Arc::clone(&doorbell);
+    let (producer, consumer) = Builder::new(capacity)
+        .wait_strategy(WaitStrategy::Spin)
+        .wake_producer_with(move || bell.notify())
+        .build(|_| 0u32)
+        .unwrap();
+    (producer, consumer, doorbell)
+}
+
 /// Reads until the producer is gone, spinning through loom's scheduler, and returns the events.
 fn drain_spinning(consumer: &mut ring::Consumer<u32>) -> Vec<u32> {
     let mut seen = Vec::new();
@@ -203,13 +216,7 @@ fn external_sleeper_is_woken_by_hook() {
 #[test]
 fn external_producer_sleeper_is_woken_by_hook() {
     loom::model(|| {
-        let doorbell = Arc::new(Notify::new());
-        let bell = Arc::clone(&doorbell);
-        let (mut producer, mut consumer) = Builder::new(1)
-            .wait_strategy(WaitStrategy::Spin)
-            .wake_producer_with(move || bell.notify())
-            .build(|_| 0u32)
-            .unwrap();
+        let (mut producer, mut consumer, doorbell) = with_producer_bell(1);
         producer.try_push(1).unwrap();
         let reader = thread::spawn(move || {
             assert_eq!(consumer.try_read().map(|batch| batch[0]), Ok(1));
@@ -235,13 +242,7 @@ fn external_producer_sleeper_is_woken_by_hook() {
 #[test]
 fn producer_sleeping_until_a_release_is_woken_by_hook() {
     loom::model(|| {
-        let doorbell = Arc::new(Notify::new());
-        let bell = Arc::clone(&doorbell);
-        let (mut producer, mut consumer) = Builder::new(2)
-            .wait_strategy(WaitStrategy::Spin)
-            .wake_producer_with(move || bell.notify())
-            .build(|_| 0u32)
-            .unwrap();
+        let (mut producer, mut consumer, doorbell) = with_producer_bell(2);
         producer.try_push(1).unwrap();
         let reader = thread::spawn(move || {
             assert_eq!(consumer.try_read().map(|batch| batch[0]), Ok(1));

@@ -5,7 +5,7 @@ mod common;
 
 use common::{Doorbell, Progress, Rng, STRATEGIES, Watchdog};
 use ring::{
-    Builder, ClaimError, Consumer, PushError, TryClaimError, TryPushError, TryReadError,
+    Builder, ClaimError, Consumer, Producer, PushError, TryClaimError, TryPushError, TryReadError,
     WaitStrategy,
 };
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -397,22 +397,37 @@ fn a_consumer_sleeping_outside_the_ring_is_woken_by_the_hook() {
     }
 }
 
+/// A ring of `capacity` whose producer hook counts its calls and rings a doorbell, for a
+/// producer that sleeps outside the ring: the endpoints, the doorbell and the call count.
+fn with_producer_bell(
+    capacity: usize,
+    strategy: WaitStrategy,
+) -> (
+    Producer<u64>,
+    Consumer<u64>,
+    Arc<Doorbell>,
+    Arc<AtomicUsize>,
+) {
+    let doorbell = Arc::new(Doorbell::default());
+    let (hook_calls, count) = counter();
+    let bell = Arc::clone(&doorbell);
+    let (producer, consumer) = Builder::new(capacity)
+        .wait_strategy(strategy)
+        .wake_producer_with(move || {
+            count();
+            bell.ring();
+        })
+        .build(|_| u64::MAX)
+        .unwrap();
+    (producer, consumer, doorbell, hook_calls)
+}
+
 /// The producer sleeps on a `Condvar` doorbell after `announce_sleep` on a full ring; the
 /// consumer's hook rings it. Nothing is lost.
 #[test]
 fn a_producer_sleeping_outside_the_ring_is_woken_by_the_hook() {
     for strategy in STRATEGIES {
-        let doorbell = Arc::new(Doorbell::default());
-        let (hook_calls, count) = counter();
-        let bell = Arc::clone(&doorbell);
-        let (mut producer, mut consumer) = Builder::new(4)
-            .wait_strategy(strategy)
-            .wake_producer_with(move || {
-                count();
-                bell.ring();
-            })
-            .build(|_| u64::MAX)
-            .unwrap();
+        let (mut producer, mut consumer, doorbell, hook_calls) = with_producer_bell(4, strategy);
         let (go_tx, go) = mpsc::channel();
         let writer = common::spawn("hook-writer", move || {
             for event in 0..4 {
@@ -774,17 +789,7 @@ fn producer_announce_sleep_until_release_declines_when_there_is_no_need() {
 fn a_producer_sleeping_until_each_release_is_woken_by_the_hook() {
     const ROUNDS: u64 = if cfg!(miri) { 50 } else { 1000 };
     for strategy in STRATEGIES {
-        let doorbell = Arc::new(Doorbell::default());
-        let (hook_calls, count) = counter();
-        let bell = Arc::clone(&doorbell);
-        let (mut producer, mut consumer) = Builder::new(8)
-            .wait_strategy(strategy)
-            .wake_producer_with(move || {
-                count();
-                bell.ring();
-            })
-            .build(|_| u64::MAX)
-            .unwrap();
+        let (mut producer, mut consumer, doorbell, hook_calls) = with_producer_bell(8, strategy);
         let writer = common::spawn("release-sleeper", move || {
             let mut slept = 0;
             let mut watchdog = Watchdog::new("the producer waiting for releases");
