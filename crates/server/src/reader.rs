@@ -200,21 +200,17 @@ impl Reader {
         config: &Config,
     ) -> io::Result<Self> {
         let poller = Poller::new()?;
-        // Edge-triggered: every wake is an edge, so the counter need not be read back.
-        poller.add(
-            &control.reader_waker,
-            WAKE,
-            Interest::READABLE | Interest::EDGE,
-        )?;
         let worker_wait = Poller::new()?;
-        worker_wait.add(
-            &control.reader_waker,
-            WAKE,
-            Interest::READABLE | Interest::EDGE,
-        )?;
-        if let Some(signals) = &signals {
-            poller.add(signals, SIGNALS, Interest::READABLE)?;
-            worker_wait.add(signals, SIGNALS, Interest::READABLE)?;
+        for epoll in [&poller, &worker_wait] {
+            // Edge-triggered: every wake is an edge, so the counter need not be read back.
+            epoll.add(
+                &control.reader_waker,
+                WAKE,
+                Interest::READABLE | Interest::EDGE,
+            )?;
+            if let Some(signals) = &signals {
+                epoll.add(signals, SIGNALS, Interest::READABLE)?;
+            }
         }
         for (n, listener) in (FIRST_LISTENER..).zip(&listeners) {
             poller.add(listener, own_token(n), Interest::READABLE | Interest::EDGE)?;
@@ -278,14 +274,6 @@ impl Reader {
     /// (see [`WORKER_BEHIND`]), the `epoll_wait` comes after a sleep until the worker's next
     /// release.
     fn wait(&mut self, events: &mut Events) -> io::Result<()> {
-        if self.ready.is_empty() && !self.retry_accept && self.wait_for_worker(events)? {
-            // Whatever arrived meanwhile, in one call.
-            let result = self.poller.wait(events, Some(Duration::ZERO));
-            if matches!(result, Ok(n) if n > 0) {
-                self.idle_polls = 0;
-            }
-            return result.map(drop);
-        }
         let mut timeout = self.retry_accept.then_some(ACCEPT_RETRY);
         let mut sleep = None;
         if !self.ready.is_empty() {
@@ -297,6 +285,9 @@ impl Reader {
                     timeout = Some(Duration::ZERO);
                 }
             }
+        } else if timeout.is_none() && self.wait_for_worker(events)? {
+            // Whatever arrived while the reader slept, in one call.
+            timeout = Some(Duration::ZERO);
         }
         if timeout.is_none() && self.idle_polls < IDLE_POLLS {
             self.idle_polls += 1;
