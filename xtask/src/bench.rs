@@ -1298,9 +1298,9 @@ fn find_row<'a>(rows: &'a [Row], workload: &str, server: ServerKind) -> Option<&
         .find(|r| r.workload == workload && r.server == server && r.ok > 0)
 }
 
-/// `value / of_tokio` as `0.52x`, or [`NONE`] if either is missing or tokio's is 0.
-fn ratio(value: Option<f64>, of_tokio: Option<f64>) -> String {
-    match (value, of_tokio) {
+/// `value / base` as `0.52x`, or [`NONE`] if either is missing or the base is 0.
+fn ratio(value: Option<f64>, base: Option<f64>) -> String {
+    match (value, base) {
         (Some(value), Some(base)) if base > 0.0 => format!("{:.2}x", value / base),
         _ => NONE.to_owned(),
     }
@@ -1433,6 +1433,53 @@ fn markdown_table(selected: &[Workload], rows: &[Row]) -> String {
     out
 }
 
+/// The markdown table that re-bases the figures: ours against the single-threaded epoll loop,
+/// the epoll loop against tokio, and the share of tokio's CPU that is system time. That share
+/// is a floor for any server making the same system calls: a CPU target below it (as a
+/// multiple of tokio's CPU) asks for less kernel time than tokio spends on its `recv`s and
+/// `send`s alone.
+fn floor_table(selected: &[Workload], rows: &[Row]) -> String {
+    let mut out = String::from(
+        "| workload | ours vs epoll: msgs/s | ours vs epoll: CPU | epoll vs tokio: CPU \
+         | tokio's system CPU, share of its total |\n|---|--:|--:|--:|--:|\n",
+    );
+    let median =
+        |workload: &Workload, server| find_row(rows, workload.name, server).map(|row| &row.median);
+    for workload in selected
+        .iter()
+        .filter(|w| w.in_table && w.unit != CpuUnit::PercentCore)
+    {
+        let ours = median(workload, ServerKind::Ours);
+        let tokio = median(workload, ServerKind::Tokio);
+        let epoll = median(workload, ServerKind::Epoll);
+        let system_share = tokio.and_then(|t| match (t.cpu_user, t.cpu_total) {
+            (Some(user), Some(total)) if total > 0.0 => {
+                Some(format!("{:.0}%", 100.0 * (total - user).max(0.0) / total))
+            }
+            _ => None,
+        });
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            workload.name,
+            ratio(
+                ours.and_then(|m| m.msgs_per_sec),
+                epoll.and_then(|m| m.msgs_per_sec)
+            ),
+            ratio(
+                ours.and_then(|m| m.cpu_total),
+                epoll.and_then(|m| m.cpu_total)
+            ),
+            ratio(
+                epoll.and_then(|m| m.cpu_total),
+                tokio.and_then(|m| m.cpu_total)
+            ),
+            system_share.unwrap_or_else(|| NONE.to_owned()),
+        );
+    }
+    out
+}
+
 /// The sweep as a markdown table: a row per connection count, msgs/s and p99 per server.
 fn sweep_table(selected: &[Workload], rows: &[Row]) -> String {
     let mut out = String::from("| connections |");
@@ -1506,6 +1553,17 @@ fn results_markdown(header: &str, selected: &[Workload], rows: &[Row], rounds: u
              tokio's figure (msgs/s: higher is better; CPU: lower is better). Each figure is \
              the median of {rounds} run(s); \"lowest-highest\" is the spread of those runs' \
              msgs/s, which on a noisy machine says how far a difference can be trusted."
+        );
+        out.push_str("\nThe same runs against the single-threaded epoll loop, and the floor.\n\n");
+        out.push_str(&floor_table(selected, rows));
+        let _ = writeln!(
+            out,
+            "\n\"ours vs epoll\": the ratio of our median to the epoll loop's (the least a server \
+             does here: one thread, a `recv` and a `send` per read). \"epoll vs tokio\": what \
+             that loop's CPU is of tokio's. \"tokio's system CPU\": the share of tokio's CPU \
+             time spent in the kernel (total less user, from the medians); a server making the \
+             same system calls spends about as much there, so a CPU target below this share of \
+             tokio's CPU is below the floor."
         );
     }
     if !sweep_points(selected).is_empty() {
@@ -2223,10 +2281,8 @@ mod tests {
         assert_eq!(ratio(Some(1.0), None), NONE);
     }
 
-    /// A table of three rows for 64x64 plus idle, with tokio as the base of the ratios.
-    #[test]
-    fn the_markdown_table() {
-        let selected = select(workloads(false), None);
+    /// Three rows for 64x64 (epoll's with a failed run) plus idle (epoll's failed).
+    fn table_rows() -> [Row; 6] {
         let idle = |total| Metrics {
             cpu_user: Some(total / 2.0),
             cpu_total: Some(total),
@@ -2241,7 +2297,7 @@ mod tests {
             msgs_range: median.msgs_per_sec.map(|rate| (rate * 0.9, rate * 1.2)),
             median,
         };
-        let rows = [
+        [
             row(
                 "64x64",
                 ServerKind::Ours,
@@ -2263,7 +2319,14 @@ mod tests {
             row("idle", ServerKind::Ours, 3, idle(0.1)),
             row("idle", ServerKind::Tokio, 3, idle(0.4)),
             row("idle", ServerKind::Epoll, 0, Metrics::default()),
-        ];
+        ]
+    }
+
+    /// The table of [`table_rows`], with tokio as the base of the ratios.
+    #[test]
+    fn the_markdown_table() {
+        let selected = select(workloads(false), None);
+        let rows = table_rows();
         let table = markdown_table(&selected, &rows);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 8, "{table}");
@@ -2295,6 +2358,32 @@ mod tests {
             lines.iter().all(|line| cells(line) == cells(lines[0])),
             "{table}"
         );
+    }
+
+    /// Ours against epoll, epoll against tokio, and tokio's system share; idle has no row.
+    #[test]
+    fn the_floor_table() {
+        let selected = select(workloads(false), None);
+        let table = floor_table(&selected, &table_rows());
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(
+            lines[0].starts_with("| workload | ours vs epoll: msgs/s |"),
+            "{table}"
+        );
+        assert_eq!(lines[1], "|---|--:|--:|--:|--:|");
+        // 280k against 210k msgs/s, 3.0 against 4.5 µs; 4.5 against tokio's 6.0, of which
+        // 0.4 is user time.
+        let row = |name: &str| {
+            let start = format!("| {name} |");
+            lines.iter().copied().find(|line| line.starts_with(&start))
+        };
+        assert_eq!(
+            row("64x64"),
+            Some("| 64x64 | 1.33x | 0.67x | 0.75x | 93% |")
+        );
+        // A workload without runs gets a row of dashes; idle gets none.
+        assert_eq!(row("idle"), None, "{table}");
+        assert_eq!(row("storm"), Some("| storm | — | — | — | — |"), "{table}");
     }
 
     #[test]
@@ -2350,6 +2439,7 @@ mod tests {
         let text = results_markdown("Machine: x", &selected, &[], 1);
         assert!(text.starts_with("Machine: x\n\n| workload |"));
         assert!(text.contains("median of 1 run(s)"));
+        assert!(text.contains("| workload | ours vs epoll: msgs/s |"));
         assert!(text.contains("\nSweep: 64 B ping-pong"));
         let only_storm = select(workloads(true), Some("storm"));
         let text = results_markdown("h", &only_storm, &[], 1);
