@@ -29,6 +29,8 @@ commands:
           [--out DIR]        where the files go (default target/bench)
           [--only WORKLOAD]  one of 1x64 64x64 64x512d4 1000x64 bulk8x64MiB storm idle
                              8x64 512x64, or `sweep` (1x64 8x64 64x64 512x64 and the chart)
+          [--render]         run nothing: write results.md and sweep.txt anew from the
+                             raw.txt in --out (after a change to the report)
   help    print this message
 ";
 
